@@ -1,0 +1,43 @@
+# Fresh machine: `make demo` (offline demo study) and `make test` do all set-up themselves.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+SNAKE  := $(VENV)/bin/snakemake
+CORES  ?= all
+TORCH  ?= torch==2.13.0
+
+.PHONY: venv demo test study report lint dry-run clean-demo
+
+# torch first, from the pinned CPU wheel: a bare `torch` requirement would pull a
+# multi-GB CUDA build. The package's own range (torch>=2.4) is then already satisfied.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH)
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+test: venv
+	$(PY) -m pytest -q
+
+demo: venv
+	$(SNAKE) --profile profiles/default --configfile config/demo.yaml --cores $(CORES)
+	$(SNAKE) --profile profiles/default --configfile config/demo.yaml --report results/demo/report.html
+
+# The real study: needs the model hub and, to finish in hours, a GPU. torchvision is only
+# for upstream nanoVLM's own code in the parity rule (it must match the torch build).
+study: venv
+	$(PY) -m pip install --quiet torchvision
+	$(SNAKE) --profile profiles/default --configfile config/config.yaml --cores $(CORES)
+	$(SNAKE) --profile profiles/default --configfile config/config.yaml --report results/aokvqa/report.html
+
+report: venv
+	$(SNAKE) --profile profiles/default --configfile config/config.yaml --report results/aokvqa/report.html
+
+lint: venv
+	$(SNAKE) --lint --configfile config/config.yaml
+
+dry-run: venv
+	$(SNAKE) -n --configfile config/config.yaml --cores 1

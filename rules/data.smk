@@ -1,0 +1,75 @@
+# The model checkpoint and the dataset: downloads go to resources/ and data/.
+
+
+localrules:
+    download_model,
+    fetch_dataset,
+
+
+if not MODEL_IS_LOCAL:
+
+    rule download_model:
+        input:
+            code=package_sources("model/checkpoint.py"),
+        output:
+            directory(BASE_MODEL),
+        log:
+            f"logs/{STUDY}/download_model.log",
+        benchmark:
+            f"results/{STUDY}/benchmarks/download_model.tsv"
+        params:
+            repo_id=config["model"],
+            revision=config["revision"],
+            tokenizer=config["tokenizer"],
+        threads: 1
+        conda:
+            "../envs/nanovlm-lite.yaml"
+        script:
+            "../workflow_scripts/download_model.py"
+
+
+if DATASET["build"] == "easyvqa":
+
+    rule build_demo_dataset:
+        input:
+            code=package_sources("data/"),
+        output:
+            train="data/easyvqa/train.parquet",
+            val="data/easyvqa/val.parquet",
+        log:
+            f"logs/{STUDY}/build_demo_dataset.log",
+        benchmark:
+            f"results/{STUDY}/benchmarks/build_demo_dataset.tsv"
+        params:
+            max_train=DATASET["max_train"],
+            max_val=DATASET["max_val"],
+            seed=DATASET["seed"],
+        threads: 1
+        conda:
+            "../envs/nanovlm-lite.yaml"
+        script:
+            "../workflow_scripts/build_demo_dataset.py"
+
+else:
+
+    rule fetch_dataset:
+        input:
+            local=lambda w: [p for p in [dataset_source(w.split)[0]] if os.path.isfile(p)],
+            code=package_sources("data/"),
+        output:
+            f"{DATA_DIR}/{{split}}.parquet",
+        log:
+            f"logs/{STUDY}/fetch_dataset/{{split}}.log",
+        benchmark:
+            f"results/{STUDY}/benchmarks/fetch_dataset/{{split}}.tsv"
+        params:
+            repo=lambda w: dataset_source(w.split)[0],
+            expected_rows=lambda w: dataset_source(w.split)[1],
+            revision=DATASET["revision"],
+        wildcard_constraints:
+            split="|".join(re.escape(s) for s in sorted({DATASET["split"], DATASET["train_split"]})),
+        threads: 1
+        conda:
+            "../envs/nanovlm-lite.yaml"
+        script:
+            "../workflow_scripts/fetch_dataset.py"

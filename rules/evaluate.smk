@@ -1,0 +1,51 @@
+# Evaluation: one job per point x shard, then one merge per point.
+
+
+rule evaluate:
+    input:
+        model=point_model,
+        data=EVAL_DATA,
+        parity=PARITY_REPORT if UPSTREAM["enabled"] else [],
+        code=package_sources("model/", "evaluate/", "reduce/", "data/", "settings.py"),
+    output:
+        "results/{study}/points/{point}/shards/{shard}.jsonl",
+    log:
+        "logs/{study}/evaluate/{point}/{shard}.log",
+    benchmark:
+        "results/{study}/benchmarks/evaluate/{point}/{shard}.tsv"
+    params:
+        settings=point_settings,
+        n_shards=config["shards"],
+        max_samples=config["max_samples"],
+        batch_size=config["batch_size"],
+        device=config["device"],
+        prompt_template=config["prompt_template"],
+    threads: config["threads"]["evaluate"]
+    resources:
+        gpu=1,
+    conda:
+        "../envs/nanovlm-lite.yaml"
+    script:
+        "../workflow_scripts/evaluate.py"
+
+
+rule merge:
+    input:
+        shards=shard_paths,
+        data=EVAL_DATA,
+        code=package_sources("evaluate/", "data/", "settings.py"),
+    output:
+        predictions="results/{study}/points/{point}/predictions.json",
+        records="results/{study}/points/{point}/records.jsonl",
+        metrics="results/{study}/points/{point}/metrics.json",
+    log:
+        "logs/{study}/merge/{point}.log",
+    benchmark:
+        "results/{study}/benchmarks/merge/{point}.tsv"
+    params:
+        settings=point_settings,
+    threads: 1
+    conda:
+        "../envs/nanovlm-lite.yaml"
+    script:
+        "../workflow_scripts/merge.py"

@@ -1,0 +1,22 @@
+# FLOPs per point: analytic count over the evaluated questions, measured on a sample.
+
+
+rule flops:
+    input:
+        model=point_model,
+        records="results/{study}/points/{point}/records.jsonl",
+        code=package_sources("flops.py", "model/", "reduce/", "settings.py"),
+    output:
+        "results/{study}/points/{point}/flops.json",
+    log:
+        "logs/{study}/flops/{point}.log",
+    benchmark:
+        "results/{study}/benchmarks/flops/{point}.tsv"
+    params:
+        settings=point_settings,
+        measure_samples=config["flops"]["measure_samples"],
+    threads: config["threads"]["flops"]
+    conda:
+        "../envs/nanovlm-lite.yaml"
+    script:
+        "../workflow_scripts/flops.py"

@@ -1,0 +1,48 @@
+# Training: the offline demo's model from scratch, and per-point fine-tuning.
+
+if config["train"]:
+
+    rule train_demo_model:
+        input:
+            train=TRAIN_DATA,
+            val=EVAL_DATA,
+            code=package_sources("train/", "model/", "data/", "reduce/", "settings.py"),
+        output:
+            directory(BASE_MODEL),
+        log:
+            f"logs/{STUDY}/train_demo_model.log",
+        benchmark:
+            f"results/{STUDY}/benchmarks/train_demo_model.tsv"
+        params:
+            recipe=config["train_recipe"],
+        threads: config["threads"]["train"]
+        resources:
+            gpu=1,
+        conda:
+            "../envs/nanovlm-lite.yaml"
+        script:
+            "../workflow_scripts/train_demo_model.py"
+
+
+rule finetune:
+    input:
+        model=BASE_MODEL,
+        data=TRAIN_DATA,
+        code=package_sources("train/", "model/", "data/", "reduce/", "settings.py"),
+    output:
+        directory("results/{study}/points/{point}/finetuned"),
+    log:
+        "logs/{study}/finetune/{point}.log",
+    benchmark:
+        "results/{study}/benchmarks/finetune/{point}.tsv"
+    params:
+        recipe=lambda w: POINTS[w.point]["finetune"],
+        settings=point_settings,
+        device=config["device"],
+    threads: config["threads"]["finetune"]
+    resources:
+        gpu=1,
+    conda:
+        "../envs/nanovlm-lite.yaml"
+    script:
+        "../workflow_scripts/finetune.py"

@@ -1,0 +1,1 @@
+"""nanoVLM as upstream defines it, built on transformers' SigLIP and Llama modules."""

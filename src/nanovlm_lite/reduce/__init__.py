@@ -1,0 +1,1 @@
+"""FLOP-reduction knobs that act on tensors: image-token reduction and FastV."""

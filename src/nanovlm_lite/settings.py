@@ -1,0 +1,129 @@
+"""A point's settings: every knob of a study point, validated in one place.
+
+A point is data (a name and these settings), never a code path. Everything that
+changes what the model computes, or how it is scored, lives here, so results can be
+written with the exact settings that made them.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+SCORING_MODES = ("letter", "cloze", "generate")
+POOL_METHODS = (None, "avg", "max", "learned")
+SELECT_METHODS = (None, "norm", "attention", "random")
+
+
+class SettingsError(ValueError):
+    """A point's settings are unknown, malformed or impossible together."""
+
+
+@dataclass(frozen=True)
+class PointSettings:
+    # scoring
+    scoring: str = "letter"              # letter | cloze | generate
+    prompt: str = "default"              # a template name (evaluate/prompts.py) or a literal template
+    max_new_tokens: int = 10             # generate mode: greedy decode budget
+    cloze_normalise: str = "mean"        # cloze: "mean" log-prob per choice token, or "sum"
+    direct_answer: bool = False          # also score direct answers (greedy short answer)
+    # tiling (None = the checkpoint's own value)
+    max_img_size: int | None = None
+    resize_to_max_side_len: bool | None = None
+    max_tiles: int | None = None         # cap on split tiles (the global view is extra)
+    global_only: bool = False            # only the global view, no split tiles
+    # tile resolution (None = the checkpoint's vit_img_size); position embeddings interpolated
+    tile_size: int | None = None
+    # image-token reduction after the projector
+    pool: str | None = None              # avg | max | learned
+    pool_factor: int = 2
+    select: str | None = None            # norm | attention | random
+    keep_ratio: float = 1.0
+    # inside the LM (FastV)
+    fastv_layer: int | None = None
+    fastv_ratio: float = 0.0
+    # depth
+    vit_blocks: int | None = None        # run only the first L ViT blocks
+    skip_lm_blocks: tuple[int, ...] = field(default_factory=tuple)
+    # fine-tuning recipe name (train/recipes.py); None = the checkpoint as it is
+    finetune: str | None = None
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None, where: str = "point settings") -> "PointSettings":
+        data = dict(data or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise SettingsError(
+                f"{where}: unknown setting(s) {unknown}; expected some of {sorted(known)}")
+        if "skip_lm_blocks" in data and data["skip_lm_blocks"] is not None:
+            data["skip_lm_blocks"] = tuple(int(b) for b in data["skip_lm_blocks"])
+        elif "skip_lm_blocks" in data:
+            data["skip_lm_blocks"] = ()
+        settings = cls(**data)
+        settings.validate(where)
+        return settings
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["skip_lm_blocks"] = list(self.skip_lm_blocks)
+        return d
+
+    def changed(self) -> dict[str, Any]:
+        """Only the settings that differ from the defaults (for labels and tables)."""
+        default = PointSettings().to_dict()
+        return {k: v for k, v in self.to_dict().items() if v != default[k]}
+
+    def validate(self, where: str = "point settings") -> None:
+        """Checks that need no model config; `check_against(cfg)` does the rest."""
+        def bad(msg):
+            raise SettingsError(f"{where}: {msg}")
+        if self.scoring not in SCORING_MODES:
+            bad(f"scoring must be one of {SCORING_MODES}, got {self.scoring!r}")
+        if self.cloze_normalise not in ("mean", "sum"):
+            bad(f"cloze_normalise must be 'mean' or 'sum', got {self.cloze_normalise!r}")
+        if self.max_new_tokens < 1:
+            bad(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.pool not in POOL_METHODS:
+            bad(f"pool must be one of {POOL_METHODS}, got {self.pool!r}")
+        if self.select not in SELECT_METHODS:
+            bad(f"select must be one of {SELECT_METHODS}, got {self.select!r}")
+        if self.pool is not None and self.pool_factor < 2:
+            bad(f"pool_factor must be >= 2 when pool is set, got {self.pool_factor}")
+        if not 0.0 < self.keep_ratio <= 1.0:
+            bad(f"keep_ratio must be in (0, 1], got {self.keep_ratio}")
+        if self.keep_ratio < 1.0 and self.select is None:
+            bad("keep_ratio < 1 needs select: norm | attention | random")
+        if self.select is not None and self.pool is not None:
+            bad("select and pool both reduce image tokens; use one of them per point")
+        if not 0.0 <= self.fastv_ratio < 1.0:
+            bad(f"fastv_ratio must be in [0, 1), got {self.fastv_ratio}")
+        if self.fastv_ratio > 0 and self.fastv_layer is None:
+            bad("fastv_ratio > 0 needs fastv_layer (the LM layer after which tokens drop)")
+        if self.max_tiles is not None and self.max_tiles < 1:
+            bad(f"max_tiles must be >= 1, got {self.max_tiles}")
+        if self.vit_blocks is not None and self.vit_blocks < 1:
+            bad(f"vit_blocks must be >= 1, got {self.vit_blocks}")
+        if self.max_img_size is not None and self.max_img_size < 1:
+            bad(f"max_img_size must be >= 1, got {self.max_img_size}")
+
+    def check_against(self, cfg, where: str = "point settings") -> None:
+        """Checks that need the model's shapes (a VLMConfig)."""
+        def bad(msg):
+            raise SettingsError(f"{where}: {msg}")
+        step = cfg.vit_patch_size * cfg.mp_pixel_shuffle_factor
+        tile = self.tile_size or cfg.vit_img_size
+        if tile % step:
+            bad(f"tile_size {tile} must be a multiple of patch size x pixel-shuffle factor = {step}")
+        grid = tile // cfg.vit_patch_size // cfg.mp_pixel_shuffle_factor
+        if self.pool is not None and grid % self.pool_factor:
+            bad(f"pool_factor {self.pool_factor} must divide the {grid}x{grid} token grid of a "
+                f"{tile}px tile")
+        if self.vit_blocks is not None and self.vit_blocks > cfg.vit_n_blocks:
+            bad(f"vit_blocks {self.vit_blocks} > the model's {cfg.vit_n_blocks} ViT blocks")
+        for b in self.skip_lm_blocks:
+            if not 0 <= b < cfg.lm_n_blocks:
+                bad(f"skip_lm_blocks has {b}; the LM has blocks 0..{cfg.lm_n_blocks - 1}")
+        if self.fastv_layer is not None and not 0 <= self.fastv_layer < cfg.lm_n_blocks:
+            bad(f"fastv_layer {self.fastv_layer} not in 0..{cfg.lm_n_blocks - 1}")
