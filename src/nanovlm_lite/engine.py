@@ -18,6 +18,7 @@ from .model.image_processing import ProcessedImage, TilingRule, process_image
 from .model.load import load_model
 from .model.prompt import build_tokenizer, image_string, prompt_ids, resolve_tokenizer_source
 from .settings import PointSettings
+from .sidecar import attach_sidecar
 
 DEFAULT_SETTINGS = PointSettings()
 
@@ -174,5 +175,6 @@ def load(model: str, tokenizer: str | None = None, device: str | None = "cpu",
     """An Engine for a checkpoint directory, hub id, config.json or preset."""
     vlm, model_dir = load_model(model, revision=revision, device=device, dtype=dtype,
                                 random_weights=random_weights)
+    attach_sidecar(vlm, model_dir)
     source = resolve_tokenizer_source(vlm.cfg, model_dir, tokenizer)
     return Engine(vlm, build_tokenizer(vlm.cfg, source), model_dir)
