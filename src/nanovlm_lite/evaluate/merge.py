@@ -1,0 +1,96 @@
+"""A point's shards -> the official predictions file, all records, and metrics with the
+exact settings, prompt and code version that made them."""
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+
+from ..provenance import code_version
+from ..settings import PointSettings
+from .direct_answer import direct_answer_accuracy
+from .prompts import mcq_prompt_name, template_text
+from .run import read_records
+
+
+def _write_json(path: Path, data) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def official_predictions(records: list[dict]) -> dict:
+    """{question_id: {"multiple_choice": choice text, "direct_answer": text}} (allenai/aokvqa)."""
+    preds = {}
+    for r in records:
+        idx = r.get("predicted_idx")
+        preds[r["question_id"]] = {
+            "multiple_choice": r["choices"][idx] if idx is not None else "",
+            "direct_answer": r.get("direct_answer", ""),
+        }
+    return preds
+
+
+def compute_metrics(records: list[dict], questions_by_id: dict | None = None) -> dict:
+    n = len(records)
+    correct = sum(bool(r.get("correct")) for r in records)
+    metrics = {
+        "n_questions": n,
+        "n_correct": correct,
+        "accuracy": correct / n if n else 0.0,
+        "n_unparsed": sum(r.get("parsed") is False for r in records),
+        "n_errors": sum("error" in r for r in records),
+        "errors": {r["question_id"]: r["error"] for r in records if "error" in r},
+    }
+    by_type = defaultdict(list)
+    for r in records:
+        if "question_type" in r:
+            by_type[r["question_type"]].append(bool(r.get("correct")))
+    if by_type:
+        metrics["accuracy_by_type"] = {t: sum(v) / len(v) for t, v in sorted(by_type.items())}
+        metrics["n_by_type"] = {t: len(v) for t, v in sorted(by_type.items())}
+    if questions_by_id is not None and any("direct_answer" in r for r in records):
+        scores = [direct_answer_accuracy(r.get("direct_answer", ""),
+                                         questions_by_id[r["question_id"]].direct_answers)
+                  for r in records
+                  if not questions_by_id[r["question_id"]].difficult_direct_answer]
+        metrics["direct_answer_accuracy"] = sum(scores) / len(scores) if scores else 0.0
+        metrics["n_direct_answer"] = len(scores)
+    flops = [r["flops"]["total"] for r in records if "flops" in r]
+    if flops:
+        metrics["tflops_per_question"] = sum(flops) / len(flops) / 1e12
+    return metrics
+
+
+def merge_point(shard_paths: list, data_path, settings: dict, out_dir, point: str,
+                max_samples: int | None = None, model: str | None = None,
+                prompt_template: str | None = None) -> dict:
+    from ..data.aokvqa import load_questions
+    settings = dict(settings or {})
+    if prompt_template and "prompt" not in settings:
+        settings["prompt"] = prompt_template
+    point_settings = PointSettings.from_dict(settings, where=f"point {point!r}")
+    questions = load_questions(data_path, max_samples)
+    by_id = {}
+    for path in shard_paths:
+        for r in read_records(path):
+            by_id[r["question_id"]] = r
+    missing = [q.question_id for q in questions if q.question_id not in by_id]
+    if missing:
+        raise ValueError(f"point {point!r}: the shards lack {len(missing)} of {len(questions)} "
+                         f"questions (first: {missing[:5]})")
+    records = [by_id[q.question_id] for q in questions]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_json(out_dir / "predictions.json", official_predictions(records))
+    tmp = out_dir / "records.jsonl.tmp"
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+    os.replace(tmp, out_dir / "records.jsonl")
+    template = mcq_prompt_name(point_settings)
+    metrics = {"point": point, **compute_metrics(records, {q.question_id: q for q in questions}),
+               "settings": point_settings.to_dict(), "prompt_template": template,
+               "prompt_text": template_text(template), "model": model, "data": str(data_path),
+               "max_samples": max_samples, "code": code_version()}
+    _write_json(out_dir / "metrics.json", metrics)
+    return metrics
