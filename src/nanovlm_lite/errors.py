@@ -3,6 +3,7 @@ from .data.aokvqa import DatasetError
 from .hub import HubUnreachableError
 from .model.checkpoint import CheckpointError
 from .model.config import ConfigError
+from .parity import ParityError
 from .settings import SettingsError
 
 
@@ -16,7 +17,7 @@ class InputError(UserError, ValueError):
 
 # every error type whose message is written for the user
 USER_ERRORS = (UserError, DatasetError, HubUnreachableError, CheckpointError, ConfigError,
-               SettingsError, FileNotFoundError)
+               SettingsError, ParityError, FileNotFoundError)
 
 
 def format_user_error(e: BaseException) -> str:
