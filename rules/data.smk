@@ -20,7 +20,6 @@ if not MODEL_IS_LOCAL:
         params:
             repo_id=config["model"],
             revision=config["revision"],
-            tokenizer=config["tokenizer"],
         threads: 1
         conda:
             "../envs/nanovlm-lite.yaml"

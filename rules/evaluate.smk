@@ -20,6 +20,7 @@ rule evaluate:
         batch_size=config["batch_size"],
         device=config["device"],
         prompt_template=config["prompt_template"],
+        tokenizer=config["tokenizer"],
     threads: config["threads"]["evaluate"]
     resources:
         gpu=1,
@@ -44,6 +45,9 @@ rule merge:
         "results/{study}/benchmarks/merge/{point}.tsv"
     params:
         settings=point_settings,
+        max_samples=config["max_samples"],
+        model=config["model"],
+        prompt_template=config["prompt_template"],
     threads: 1
     conda:
         "../envs/nanovlm-lite.yaml"

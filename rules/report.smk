@@ -58,4 +58,5 @@ onsuccess:
         import pandas as pd
         from nanovlm_lite.report.aggregate import format_summary
 
-        print(f"\n{summary}:\n" + format_summary(pd.read_csv(summary)))
+        print(f"\n{summary}:")
+        print(format_summary(pd.read_csv(summary)))

@@ -5,6 +5,5 @@ sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 from nanovlm_lite.model.checkpoint import download_model
 
-extra = {"tokenizer": snakemake.params.tokenizer} if snakemake.params.tokenizer else {}
 download_model(snakemake.params.repo_id, snakemake.output[0],
-               revision=snakemake.params.revision, **extra)
+               revision=snakemake.params.revision)

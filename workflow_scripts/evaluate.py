@@ -12,4 +12,5 @@ evaluate_shard(snakemake.input.model, snakemake.input.data, snakemake.params.set
                shard=int(snakemake.wildcards.shard), n_shards=snakemake.params.n_shards,
                out_path=snakemake.output[0], max_samples=snakemake.params.max_samples,
                batch_size=snakemake.params.batch_size, device=snakemake.params.device,
-               threads=snakemake.threads, prompt_template=snakemake.params.prompt_template)
+               threads=snakemake.threads, prompt_template=snakemake.params.prompt_template,
+               tokenizer=snakemake.params.tokenizer)

@@ -8,4 +8,6 @@ from pathlib import Path
 from nanovlm_lite.evaluate.merge import merge_point
 
 merge_point(list(snakemake.input.shards), snakemake.input.data, snakemake.params.settings,
-            Path(snakemake.output.metrics).parent, point=snakemake.wildcards.point)
+            Path(snakemake.output.metrics).parent, point=snakemake.wildcards.point,
+            max_samples=snakemake.params.max_samples, model=snakemake.params.model,
+            prompt_template=snakemake.params.prompt_template)

@@ -11,6 +11,8 @@ from nanovlm_lite.settings import PointSettings
 FLOPS_COLUMNS = ("tflops_per_question", "vision_tflops", "projector_tflops", "lm_tflops",
                  "measured_tflops")
 
+PROVENANCE = ("max_samples", "seed")  # numbers in metrics.json that are not results
+
 
 def _load(path) -> dict:
     with open(path) as f:
@@ -45,8 +47,9 @@ def aggregate(metrics_paths, flops_paths, out_csv) -> pd.DataFrame:
         row = {"point": point, "accuracy": metrics["accuracy"],
                "n_questions": metrics["n_questions"]}
         row.update({c: flops.get(c) for c in FLOPS_COLUMNS})
-        row.update({k: v for k, v in metrics.items()
-                    if k not in row and isinstance(v, (int, float)) and not isinstance(v, bool)})
+        row.update({k: v for k, v in metrics.items()  # other metrics, e.g. direct answers
+                    if k not in row and k not in PROVENANCE
+                    and isinstance(v, (int, float)) and not isinstance(v, bool)})
         row["settings"] = json.dumps(changed, sort_keys=True)
         for key, value in changed.items():
             row[key] = _cell(value)
