@@ -104,11 +104,13 @@ class Engine:
         tiles = [p.image.tiles for p in prompts if p.image is not None]
         if not tiles:
             return None
-        from .reduce.tokens import reduce_image_tokens
+        from .reduce.tokens import reduce_image_tokens, vit_attention_probe
         pixels = torch.cat(tiles).to(self.device, self.dtype)
-        features = self.model.vision_features(pixels, settings.vit_blocks)
+        with vit_attention_probe(self.model, settings) as probe:  # q, k for select: attention
+            features = self.model.vision_features(pixels, settings.vit_blocks)
         tokens = self.model.projector(features)
-        return reduce_image_tokens(self.model, tokens, features, settings)
+        return reduce_image_tokens(self.model, tokens, features, settings, probe=probe,
+                                   tiles_per_image=[len(t) for t in tiles])
 
     @torch.inference_mode()
     def prefill(self, prompts: list[Prompt], settings: PointSettings = DEFAULT_SETTINGS,

@@ -24,7 +24,9 @@ def attention_mask_4d(mask: torch.Tensor, query_len: int) -> torch.Tensor:
 
 
 def new_cache(lm) -> DynamicCache:
-    return DynamicCache(config=lm.config)
+    """A DynamicCache that also remembers FastV's kept keys (plain without FastV)."""
+    from .reduce.fastv import FastVCache
+    return FastVCache(config=lm.config)
 
 
 def run_lm(lm, embeds: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor,
@@ -36,18 +38,21 @@ def run_lm(lm, embeds: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor
     cache = new_cache(lm) if cache is None else cache
     fastv = FastV.from_settings(settings, cache)
     hidden = embeds
-    layer_mask = fastv.mask_for_layer(0, mask)
-    attn = attention_mask_4d(layer_mask, hidden.shape[1])
     rope = model.rotary_emb(hidden, position_ids=positions)
+    attn, attn_of = None, None
     for i, layer in enumerate(model.layers):
         if i in settings.skip_lm_blocks:
             continue
+        # after a FastV drop, deeper layers cache fewer keys: each layer gets its own mask
+        layer_mask = fastv.mask_for_layer(i, mask)
+        if layer_mask is not attn_of:
+            attn, attn_of = attention_mask_4d(layer_mask, hidden.shape[1]), layer_mask
+        block_input = hidden
         hidden = layer(hidden, attention_mask=attn, position_embeddings=rope,
                        position_ids=positions, cache=cache, use_cache=True)
         if fastv.drops_after(i):
-            hidden, positions, layer_mask = fastv.drop(i, hidden, positions, mask,
-                                                       image_token_mask, attn, cache)
-            attn = attention_mask_4d(layer_mask, hidden.shape[1])
+            hidden, positions = fastv.drop(layer, block_input, hidden, positions, rope, mask,
+                                           image_token_mask)
             rope = model.rotary_emb(hidden, position_ids=positions)
     return model.norm(hidden), cache
 
