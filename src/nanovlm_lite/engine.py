@@ -123,6 +123,7 @@ class Engine:
                                image_token_mask=ids == self.model.image_token_id)
         return hidden, mask, cache
 
+    @torch.inference_mode()
     def head(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.model.lm.lm_head(hidden).float()
 
@@ -178,5 +179,6 @@ def load(model: str, tokenizer: str | None = None, device: str | None = "cpu",
     vlm, model_dir = load_model(model, revision=revision, device=device, dtype=dtype,
                                 random_weights=random_weights)
     attach_sidecar(vlm, model_dir)
+    vlm.requires_grad_(False)  # an inference engine: no autograd bookkeeping anywhere
     source = resolve_tokenizer_source(vlm.cfg, model_dir, tokenizer)
     return Engine(vlm, build_tokenizer(vlm.cfg, source), model_dir)

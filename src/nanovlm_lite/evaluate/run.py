@@ -103,7 +103,13 @@ def evaluate_questions(engine, questions: list[Question], settings: PointSetting
     """Scores every question; with `partial_path`, appends records there and skips the
     questions it already holds. Returns all records in question order."""
     settings.check_against(engine.cfg)
-    done = {r["question_id"]: r for r in read_records(partial_path)} if partial_path else {}
+    done = {}
+    if partial_path and Path(partial_path).exists():
+        done = {r["question_id"]: r for r in read_records(partial_path)}
+        # rewrite without a line torn by the interruption, so appended records stay readable
+        tmp = Path(partial_path).with_name(Path(partial_path).name + ".tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in done.values()))
+        os.replace(tmp, partial_path)
     todo = [q for q in questions if q.question_id not in done]
     template = mcq_prompt_name(settings)
     dataset = PromptDataset(engine, todo, settings, template)
