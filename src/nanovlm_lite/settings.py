@@ -101,6 +101,11 @@ class PointSettings:
             bad(f"fastv_ratio must be in [0, 1), got {self.fastv_ratio}")
         if self.fastv_ratio > 0 and self.fastv_layer is None:
             bad("fastv_ratio > 0 needs fastv_layer (the LM layer after which tokens drop)")
+        if self.fastv_ratio > 0 and self.fastv_layer in self.skip_lm_blocks:
+            bad(f"fastv_layer {self.fastv_layer} is in skip_lm_blocks: FastV ranks tokens by the "
+                f"attention of a block that runs")
+        if self.global_only and self.max_tiles is not None:
+            bad("global_only keeps only the global view, so max_tiles would be ignored; use one")
         if self.max_tiles is not None and self.max_tiles < 1:
             bad(f"max_tiles must be >= 1, got {self.max_tiles}")
         if self.vit_blocks is not None and self.vit_blocks < 1:
@@ -127,3 +132,9 @@ class PointSettings:
                 bad(f"skip_lm_blocks has {b}; the LM has blocks 0..{cfg.lm_n_blocks - 1}")
         if self.fastv_layer is not None and not 0 <= self.fastv_layer < cfg.lm_n_blocks:
             bad(f"fastv_layer {self.fastv_layer} not in 0..{cfg.lm_n_blocks - 1}")
+        running = [b for b in range(cfg.lm_n_blocks) if b not in self.skip_lm_blocks]
+        if not running:
+            bad("skip_lm_blocks skips every LM block")
+        if self.fastv_ratio > 0 and self.fastv_layer is not None and self.fastv_layer >= running[-1]:
+            bad(f"fastv_layer {self.fastv_layer} is at or after the last LM block that runs "
+                f"({running[-1]}): dropping tokens there saves nothing")
