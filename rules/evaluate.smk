@@ -6,7 +6,8 @@ rule evaluate:
         model=point_model,
         data=EVAL_DATA,
         parity=PARITY_REPORT if UPSTREAM["enabled"] else [],
-        code=package_sources("model/", "evaluate/", "reduce/", "data/", "settings.py"),
+        code=package_sources("model/", "evaluate/", "reduce/", "data/", "settings.py", "engine.py",
+                             "lm.py", "plan.py", "flops.py", "sidecar.py"),
     output:
         "results/{study}/points/{point}/shards/{shard}.jsonl",
     log:

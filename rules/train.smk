@@ -6,7 +6,8 @@ if config["train"]:
         input:
             train=TRAIN_DATA,
             val=EVAL_DATA,
-            code=package_sources("train/", "model/", "data/", "reduce/", "settings.py"),
+            code=package_sources("train/", "model/", "data/", "reduce/", "settings.py", "lm.py",
+                                 "engine.py", "sidecar.py", "evaluate/"),
         output:
             directory(BASE_MODEL),
         log:
@@ -28,7 +29,8 @@ rule finetune:
     input:
         model=BASE_MODEL,
         data=TRAIN_DATA,
-        code=package_sources("train/", "model/", "data/", "reduce/", "settings.py"),
+        code=package_sources("train/", "model/", "data/", "reduce/", "settings.py", "lm.py",
+                                 "engine.py", "sidecar.py", "evaluate/"),
     output:
         directory("results/{study}/points/{point}/finetuned"),
     log:

@@ -29,7 +29,7 @@ rule parity:
         upstream=UPSTREAM_DIR,
         model=BASE_MODEL,
         data=EVAL_DATA,
-        code=package_sources("parity.py", "model/"),
+        code=package_sources("parity.py", "upstream_runner.py", "model/", "engine.py", "lm.py"),
     output:
         "results/{study}/parity/report.json",
     log:
