@@ -1,0 +1,218 @@
+"""Training recipes: named data, and the two entry points the pipeline calls.
+
+A recipe is a `TrainConfig` (objective, what trains, steps, batch, learning rate, ...)
+plus, for from-scratch recipes, the demo architecture. A study point names a recipe in
+its `finetune` setting; the trained checkpoint is an artifact of that point, trained at
+the point's own settings (tiles, tile size, pooling, ...) so it learns what that point
+computes.
+
+- `train_demo_model(data_dir, out_dir, threads, recipe)`: the offline demo model from
+  scratch on easy-VQA (tokenizer included), in upstream nanoVLM's format.
+- `finetune(model, data_path, recipe, settings, out_dir, threads, device)`: fine-tune a
+  checkpoint at a point's settings.
+
+Both write `out_dir/`: `config.json` + `model.safetensors` (upstream's format; LoRA merged
+in), `tokenizer/` when the tokenizer is a local directory, `nanovlm_lite_sidecar.safetensors`
+when something upstream has no place for was trained (a learned pooling module), and
+`training.json` (the recipe, settings, loss history, validation accuracy, seconds).
+"""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .trainer import TrainConfig, train, write_training_record
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    description: str
+    config: TrainConfig
+    from_scratch: bool = False
+    architecture: dict = field(default_factory=dict)   # demo_config overrides (from scratch)
+    vocab_size: int = 512                             # tokenizer merges budget (from scratch)
+    settings: dict = field(default_factory=dict)      # defaults under the point's settings
+    cost: str = ""                                    # measured or estimated compute
+
+
+# The demo model (measured on 2 CPU cores; see benchmarks/demo_training.py).
+DEMO = TrainConfig(objective="answer", trainable="all", steps=800, images_per_batch=32,
+                   per_image=4, lr=3e-3, warmup=50, min_lr_ratio=0.05, weight_decay=0.01,
+                   eval_every=200, eval_questions=500, eval_scoring=("cloze", "letter"),
+                   save_every=100)
+
+RECIPES: dict[str, Recipe] = {r.name: r for r in [
+    Recipe("demo", "the offline demo model from scratch on easy-VQA train (all parameters)",
+           DEMO, from_scratch=True, cost="~4 min on 2 CPU cores"),
+    Recipe("demo-blind", "the demo recipe on blank images: the no-vision baseline",
+           DEMO.replace(blank_images=True), from_scratch=True, cost="~4 min on 2 CPU cores"),
+    Recipe("demo-learned-pool",
+           "train only the learned pooling module (initialised as average pooling) of the "
+           "demo model at the point's settings (pool: learned)",
+           DEMO.replace(trainable="learned-pool", steps=150, lr=3e-3, warmup=10, eval_every=0,
+                        save_every=50),
+           settings={"pool": "learned"}, cost="~1 min on 2 CPU cores"),
+    Recipe("demo-finetune",
+           "a short fine-tune of the whole demo model at a cheap point's settings, to win "
+           "back the accuracy the cut cost",
+           DEMO.replace(steps=150, lr=1e-3, warmup=10, eval_every=0, save_every=50),
+           cost="~1 min on 2 CPU cores"),
+    Recipe("aokvqa-mcq",
+           "fine-tune nanoVLM-460M on A-OKVQA train (17,056 questions, one epoch) with the "
+           "letter objective at a cheap point's settings; ViT frozen",
+           TrainConfig(objective="letter", trainable="vit-frozen", steps=533, images_per_batch=8,
+                       per_image=1, accumulate=4, lr=2e-5, warmup=30, min_lr_ratio=0.1,
+                       weight_decay=0.0, eval_every=100, eval_questions=300,
+                       eval_scoring=("letter",), save_every=50),
+           cost="GPU, estimated (not measured): ~0.2 GPU-hours on one H100 at global_only "
+                "(1 tile), ~1.5 at the full 13-tile setting"),
+    Recipe("aokvqa-lora",
+           "LoRA (rank 16, q/v) fine-tune of nanoVLM-460M on A-OKVQA train, letter objective, "
+           "at a cheap point's settings; merged into the weights on save",
+           TrainConfig(objective="letter", trainable="lora", steps=533, images_per_batch=8,
+                       per_image=1, accumulate=4, lr=2e-4, warmup=30, min_lr_ratio=0.1,
+                       weight_decay=0.0, lora_rank=16, lora_alpha=32, eval_every=100,
+                       eval_questions=300, eval_scoring=("letter",), save_every=50),
+           cost="GPU, estimated: ~0.15 GPU-hours on one H100 at global_only"),
+]}
+
+
+def get_recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise ValueError(f"unknown training recipe {name!r}; known: {sorted(RECIPES)}")
+    return RECIPES[name]
+
+
+def _with_overrides(recipe: Recipe, overrides: dict | None) -> TrainConfig:
+    config = recipe.config
+    if overrides:
+        known = {f.name for f in dataclasses.fields(TrainConfig)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
+        config = config.replace(**overrides)
+    return config
+
+
+def _data_paths(data) -> tuple[Path, Path | None]:
+    """(train parquet, val parquet or None) from a directory or a train parquet."""
+    data = Path(data)
+    if data.is_dir():
+        train_path, val_path = data / "train.parquet", data / "val.parquet"
+    else:
+        train_path, val_path = data, data.with_name("val.parquet")
+    if not train_path.exists():
+        raise FileNotFoundError(f"{train_path}: no training data")
+    if val_path == train_path or not val_path.exists():
+        val_path = None
+    return train_path, val_path
+
+
+def _finished(out_dir: Path) -> bool:
+    return (out_dir / "training.json").exists() and (out_dir / "model.safetensors").exists()
+
+
+def save_trained(engine, out_dir, record: dict) -> Path:
+    """The checkpoint in upstream's format + sidecar + training.json; drops the resume state."""
+    from ..model.checkpoint import save_upstream_checkpoint
+    from ..sidecar import save_sidecar
+    from .state import STATE_NAME
+    from .trainable import merge_lora
+    out_dir = Path(out_dir)
+    record["lora_layers_merged"] = merge_lora(engine.model)
+    save_upstream_checkpoint(engine.model, out_dir)
+    sidecar = save_sidecar(engine.model, out_dir)
+    record["sidecar"] = sidecar.name if sidecar else None
+    write_training_record(out_dir, record)
+    (out_dir / STATE_NAME).unlink(missing_ok=True)
+    return out_dir
+
+
+def train_demo_model(data_dir, out_dir, threads: int = 1, recipe: str = "demo",
+                     overrides: dict | None = None, resume: bool = True,
+                     progress: bool = True) -> Path:
+    """The demo model from scratch: tokenizer, architecture, training, checkpoint."""
+    from ..data.aokvqa import load_questions
+    from ..engine import Engine
+    from ..model.load import build_model
+    from ..model.prompt import build_tokenizer
+    from ..settings import PointSettings
+    from .demo import TOKENIZER_DIR, build_demo_tokenizer, demo_config
+    spec = get_recipe(recipe)
+    if not spec.from_scratch:
+        raise ValueError(f"recipe {recipe!r} fine-tunes a checkpoint; use finetune()")
+    config = _with_overrides(spec, overrides)
+    out_dir = Path(out_dir)
+    if resume and _finished(out_dir):
+        print(f"{out_dir}: already trained (training.json present); nothing to do")
+        return out_dir
+    t0 = time.time()
+    train_path, val_path = _data_paths(data_dir)
+    questions = load_questions(train_path)
+    val = load_questions(val_path, config.eval_questions) if val_path else []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(max(1, threads))
+    base_vocab = build_demo_tokenizer(questions, out_dir, spec.vocab_size)
+    cfg = demo_config(base_vocab, **spec.architecture)
+    torch.manual_seed(config.seed)
+    model = build_model(cfg).float()
+    engine = Engine(model, build_tokenizer(cfg, str(out_dir / TOKENIZER_DIR)), out_dir)
+    settings = PointSettings.from_dict(spec.settings)
+    result = train(engine, questions, settings, config, out_dir, val_questions=val,
+                   threads=threads, resume=resume, progress=progress)
+    record = {"recipe": recipe, "description": spec.description, "config": config.to_dict(),
+              "settings": settings.changed(), "architecture": spec.architecture,
+              "parameters": sum(p.numel() for p in model.parameters()),
+              "train_questions": len(questions), "train_seconds": round(result.seconds, 1),
+              "total_seconds": round(time.time() - t0, 1), "threads": threads,
+              "validation_questions": len(val), "validation": result.validation,
+              "history": result.history}
+    return save_trained(engine, out_dir, record)
+
+
+def finetune(model, data_path, recipe: str, settings: dict | None, out_dir, threads: int = 1,
+             device: str = "auto", overrides: dict | None = None, resume: bool = True,
+             progress: bool = True) -> Path:
+    """Fine-tune checkpoint `model` with `recipe` at a point's `settings` into `out_dir`."""
+    from .. import load
+    from ..data.aokvqa import load_questions
+    from ..model.prompt import resolve_tokenizer_source
+    from ..settings import PointSettings
+    spec = get_recipe(recipe)
+    if spec.from_scratch:
+        raise ValueError(f"recipe {recipe!r} trains from scratch; use train_demo_model()")
+    config = _with_overrides(spec, overrides)
+    out_dir = Path(out_dir)
+    if resume and _finished(out_dir):
+        print(f"{out_dir}: already trained (training.json present); nothing to do")
+        return out_dir
+    t0 = time.time()
+    point = PointSettings.from_dict({**spec.settings, **(settings or {})})
+    torch.set_num_threads(max(1, threads))
+    engine = load(str(model), device=device, dtype=torch.float32)
+    train_path, val_path = _data_paths(data_path)
+    questions = load_questions(train_path)
+    val = load_questions(val_path, config.eval_questions) if val_path else []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    source = Path(resolve_tokenizer_source(engine.cfg, engine.model_dir, None))
+    if source.is_dir():
+        target = out_dir / engine.cfg.lm_tokenizer if not Path(engine.cfg.lm_tokenizer).is_absolute() \
+            and (Path(engine.model_dir or ".") / engine.cfg.lm_tokenizer).is_dir() else out_dir / "tokenizer"
+        if target.resolve() != source.resolve():
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(source, target)
+    result = train(engine, questions, point, config, out_dir, val_questions=val,
+                   threads=threads, resume=resume, progress=progress)
+    record = {"recipe": recipe, "description": spec.description, "base_model": str(model),
+              "config": config.to_dict(), "settings": point.changed(),
+              "train_questions": len(questions), "train_seconds": round(result.seconds, 1),
+              "total_seconds": round(time.time() - t0, 1), "threads": threads,
+              "device": str(engine.device), "validation_questions": len(val),
+              "validation": result.validation, "history": result.history}
+    return save_trained(engine, out_dir, record)

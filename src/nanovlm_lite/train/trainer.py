@@ -1,0 +1,188 @@
+"""The training loop: batches -> loss -> AdamW, with validation and resumable state.
+
+One loop for every recipe: from scratch (the demo model) or fine-tuning (A-OKVQA), any
+objective (objectives.py), any choice of what trains (trainable.py), at any point's
+settings. Steps are optimizer steps; each is `accumulate` micro-batches of
+`images_per_batch` images x up to `per_image` questions. On CUDA the forward runs under
+bf16 autocast with float32 master weights. On CPU a fixed seed repeats a run bit for bit,
+resumed or not.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from .data import TrainSet
+from .forward import loss_and_accuracy
+from .optim import build_optimizer, build_scheduler
+from .state import STATE_NAME, load_state, save_state
+from .trainable import select_trainable
+
+
+@dataclass
+class TrainConfig:
+    objective: str = "answer"          # answer | letter | direct | answer+letter
+    trainable: str = "all"             # all | projector | lm | vit-frozen | lora | learned-pool
+    steps: int = 800
+    images_per_batch: int = 32
+    per_image: int = 4                 # questions (examples) per image in a batch
+    accumulate: int = 1                # micro-batches per optimizer step
+    lr: float = 3e-3
+    warmup: int = 50
+    min_lr_ratio: float = 0.05
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.95)
+    grad_clip: float = 1.0
+    seed: int = 0
+    lora_rank: int = 8
+    lora_alpha: float = 16.0
+    blank_images: bool = False         # the "blind" baseline: every image blank
+    eval_every: int = 0                # steps between validations (0: only at the end)
+    eval_questions: int = 500          # validation questions (the first N)
+    eval_scoring: tuple[str, ...] = ("cloze",)
+    save_every: int = 100              # steps between trainer_state.pt saves (0: never)
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["betas"] = list(self.betas)
+        d["eval_scoring"] = list(self.eval_scoring)
+        return d
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    seconds: float
+    history: list[dict] = field(default_factory=list)
+    validation: dict = field(default_factory=dict)  # scoring -> accuracy by question type
+
+
+@contextlib.contextmanager
+def cpu_threads(threads: int | None):
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def validate(model, engine, questions, settings, config: TrainConfig, blank: bool = False) -> dict:
+    from .validate import accuracy_by_type, score
+    out = {}
+    for scoring in config.eval_scoring:
+        with autocast(next(model.parameters()).device):
+            records = score(model, engine, questions, settings, scoring, blank_images=blank)
+        out[scoring] = accuracy_by_type(records)
+    return out
+
+
+def _fmt(metrics: dict) -> str:
+    return "; ".join(f"{s}: " + ", ".join(f"{k} {v:.3f}" for k, v in m.items() if not k.startswith("n_"))
+                     for s, m in metrics.items())
+
+
+def train(engine, train_questions, settings, config: TrainConfig, out_dir, val_questions=None,
+          threads: int | None = None, resume: bool = True, progress: bool = True,
+          log=print) -> TrainResult:
+    """Trains `engine.model` in place (float32 weights) and returns the history. Writes
+    `trainer_state.pt` into `out_dir` every `save_every` steps and, with `resume`, picks
+    up from one left there by an interrupted run of the same setup. Saving the final
+    checkpoint is the caller's (recipes.py)."""
+    model = engine.model
+    device = next(model.parameters()).device
+    with cpu_threads(threads if device.type == "cpu" else None):
+        torch.manual_seed(config.seed)
+        settings.check_against(model.cfg)
+        params = select_trainable(model, config.trainable, settings, config.lora_rank,
+                                  config.lora_alpha)
+        if not params:
+            raise ValueError(f"trainable {config.trainable!r} leaves nothing to train")
+        model.train()
+        data = TrainSet(train_questions, engine, settings, config.objective,
+                        blank_images=config.blank_images, cache_images=_small(train_questions))
+        val = list(val_questions or [])[: config.eval_questions]
+        optimizer = build_optimizer(params, config.lr, config.weight_decay, config.betas)
+        scheduler = build_scheduler(optimizer, config.warmup, config.steps, config.min_lr_ratio)
+        fingerprint = {"config": {k: v for k, v in config.to_dict().items()
+                                  if k not in ("eval_every", "eval_questions", "eval_scoring",
+                                               "save_every")},
+                       "settings": settings.to_dict(), "n_train": len(train_questions),
+                       "n_params": sum(p.numel() for _, p in params)}
+        start, history = 0, []
+        restored = load_state(out_dir, model=model, optimizer=optimizer, scheduler=scheduler,
+                              fingerprint=fingerprint) if resume else None
+        if restored is not None:
+            start, history = restored
+            log(f"resuming from step {start} ({Path(out_dir) / STATE_NAME})")
+        log(f"training {sum(p.numel() for _, p in params):,} parameters ({config.trainable}) on "
+            f"{data.n_examples:,} {config.objective} examples over {data.n_images:,} images, "
+            f"{config.steps} steps of {config.accumulate} x {config.images_per_batch} images x "
+            f"{config.per_image}")
+        t0 = time.time()
+        bar = tqdm(total=config.steps, initial=start, desc="train", disable=not progress,
+                   mininterval=2.0, dynamic_ncols=True)
+        for step in range(start, config.steps):
+            loss_sum, acc_sum = 0.0, 0.0
+            for micro in range(config.accumulate):
+                picks = data.draw(config.seed, step * config.accumulate + micro,
+                                  config.images_per_batch, config.per_image)
+                with autocast(device):
+                    loss, acc = loss_and_accuracy(model, data.batch(picks), settings)
+                (loss / config.accumulate).backward()
+                loss_sum += float(loss.detach()) / config.accumulate
+                acc_sum += float(acc) / config.accumulate
+            if config.grad_clip:
+                torch.nn.utils.clip_grad_norm_([p for _, p in params], config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            history.append({"step": step + 1, "loss": round(loss_sum, 5),
+                            "token_acc": round(acc_sum, 4), "lr": scheduler.get_last_lr()[0]})
+            bar.set_postfix(loss=f"{loss_sum:.3f}", acc=f"{acc_sum:.2f}")
+            bar.update(1)
+            done = step + 1
+            if config.eval_every and val and done % config.eval_every == 0 and done < config.steps:
+                metrics = validate(model, engine, val, settings, config, config.blank_images)
+                history[-1]["validation"] = metrics
+                log(f"step {done}: {_fmt(metrics)}")
+            if config.save_every and done % config.save_every == 0 and done < config.steps:
+                save_state(out_dir, step=done, model=model, optimizer=optimizer,
+                           scheduler=scheduler, history=history, fingerprint=fingerprint)
+        bar.close()
+        seconds = time.time() - t0
+        result = TrainResult(config.steps, seconds, history)
+        if val:
+            result.validation = validate(model, engine, val, settings, config, config.blank_images)
+            log(f"final ({len(val)} validation questions): {_fmt(result.validation)}")
+        model.eval()
+        return result
+
+
+def _small(questions) -> bool:
+    """Keep every processed image in memory when the images are few and small (the demo)."""
+    return len(questions) <= 200_000 and all(len(q.image_bytes or b"") < 50_000
+                                             for q in questions[:100])
+
+
+def write_training_record(out_dir, record: dict) -> Path:
+    path = Path(out_dir) / "training.json"
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return path
