@@ -4,7 +4,6 @@ import collections
 import pyarrow.parquet as pq
 import pytest
 
-pytest.importorskip("easy_vqa")
 
 from nanovlm_lite.data.aokvqa import REQUIRED_COLUMNS, load_questions  # noqa: E402
 from nanovlm_lite.data.easyvqa import answer_kinds, build_demo_dataset  # noqa: E402

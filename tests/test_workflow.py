@@ -3,7 +3,6 @@
 Each test runs Snakemake's CLI on a copy of the workflow (Snakefile, rules, scripts,
 config, src) in a tmp dir, so results, metadata and code edits stay there.
 """
-import importlib.util
 import re
 import shutil
 import subprocess
@@ -84,7 +83,6 @@ def test_demo_study_is_offline_and_not_merged_with_the_real_one(workflow):
 
 
 def test_slurm_profile_builds_the_job_graph(workflow):
-    pytest.importorskip("snakemake_executor_plugin_slurm")
     out = snakemake(workflow, "-n", "--profile", "profiles/slurm").stdout
     assert "aggregate" in out and "evaluate" in out
 
@@ -111,20 +109,6 @@ def test_unknown_setting_is_a_config_error(workflow):
 
 # ---- a real run of a tiny study (needs the whole package) ----------------------------
 
-NEEDED = ["nanovlm_lite.data.easyvqa", "nanovlm_lite.train.recipes", "nanovlm_lite.evaluate.run",
-          "nanovlm_lite.evaluate.merge", "nanovlm_lite.flops"]
-
-
-def _missing():
-    sys.path.insert(0, str(REPO / "src"))
-    try:
-        return [m for m in NEEDED if importlib.util.find_spec(m) is None]
-    except ModuleNotFoundError as e:
-        return [str(e)]
-    finally:
-        sys.path.pop(0)
-
-
 TINY = {
     "study": "tiny",
     "model": "resources/models/easyvqa-tiny",
@@ -139,7 +123,6 @@ TINY = {
 }
 
 
-@pytest.mark.skipif(bool(_missing()), reason=f"package modules not written yet: {_missing()}")
 def test_caching_is_right_both_ways(workflow):
     cfg = write_config(workflow, "tiny.yaml", TINY)
     snakemake(workflow, "--cores", "2", "--configfile", cfg)
