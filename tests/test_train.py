@@ -292,3 +292,24 @@ def test_validation_agrees_with_the_evaluator(tokenizer_dir, questions, tmp_path
             expected = b[key] if key == "choice_scores" else list(b[key].values())
             assert torch.allclose(torch.tensor(a[key]), torch.tensor(expected), atol=1e-4)
             assert a["predicted_idx"] == b["predicted_idx"]
+
+
+def test_aokvqa_recipe_fine_tunes_an_upstream_checkpoint(fixture_dir, tmp_path):
+    """The real study's recipe, on the fixture checkpoint (multi-tile images, a tokenizer
+    directory to carry along), at a cheap point's settings: the ViT stays as it was."""
+    from helpers import make_parquet
+    data = make_parquet(tmp_path / "train.parquet", n=6)
+    out = tmp_path / "tuned"
+    recipes.finetune(str(fixture_dir), data, "aokvqa-mcq", {"max_tiles": 2}, out, threads=2,
+                     device="cpu", overrides={"steps": 2, "images_per_batch": 2, "accumulate": 2,
+                                              "lr": 1e-3},
+                     progress=False)
+    record = json.loads((out / "training.json").read_text())
+    assert record["settings"] == {"max_tiles": 2} and len(record["history"]) == 2
+    assert (out / "tokenizer" / "tokenizer.json").exists()
+    with safe_open(str(fixture_dir / "model.safetensors"), framework="pt") as a, \
+            safe_open(str(out / "model.safetensors"), framework="pt") as b:
+        same = {k: torch.equal(a.get_tensor(k), b.get_tensor(k)) for k in a.keys()}
+    assert all(v for k, v in same.items() if k.startswith("vision_encoder."))
+    assert not same["MP.proj.weight"] and not same["decoder.blocks.0.attn.q_proj.weight"]
+    nanovlm_lite.load(str(out))

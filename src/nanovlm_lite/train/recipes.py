@@ -52,6 +52,14 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
            DEMO, from_scratch=True, cost="~4 min on 2 CPU cores"),
     Recipe("demo-blind", "the demo recipe on blank images: the no-vision baseline",
            DEMO.replace(blank_images=True), from_scratch=True, cost="~4 min on 2 CPU cores"),
+    Recipe("demo-smoke", "a toy-sized demo model in seconds, for pipeline tests (not accurate)",
+           DEMO.replace(steps=20, images_per_batch=8, lr=1e-2, warmup=2, eval_every=0,
+                        eval_questions=16, eval_scoring=("cloze",), save_every=0),
+           from_scratch=True, architecture=dict(
+               vit_hidden_dim=32, vit_inter_dim=64, vit_n_heads=2, vit_n_blocks=1,
+               vit_patch_size=16, lm_hidden_dim=32, lm_inter_dim=64, lm_n_heads=2,
+               lm_n_kv_heads=1, lm_n_blocks=2),
+           cost="~2 s on 2 CPU cores"),
     Recipe("demo-learned-pool",
            "train only the learned pooling module (initialised as average pooling) of the "
            "demo model at the point's settings (pool: learned)",
