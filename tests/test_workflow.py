@@ -113,6 +113,7 @@ TINY = {
     "study": "tiny",
     "model": "resources/models/easyvqa-tiny",
     "train": True,
+    "train_recipe": "demo-smoke",
     "dataset": {"build": "easyvqa", "max_train": 64, "max_val": 16},
     "upstream": {"enabled": False},
     "max_samples": 8,

@@ -37,6 +37,7 @@ class TrainConfig:
     curriculum: tuple = ()             # ((until_step, type_weights), ...) before type_weights
     accumulate: int = 1                # micro-batches per optimizer step
     lr: float = 3e-3
+    lr_scales: dict | None = None      # top-level module -> learning-rate multiplier
     warmup: int = 50
     min_lr_ratio: float = 0.05
     weight_decay: float = 0.01
@@ -129,7 +130,8 @@ def train(engine, train_questions, settings, config: TrainConfig, out_dir, val_q
         data = TrainSet(train_questions, engine, settings, config.objective,
                         blank_images=config.blank_images, cache_images=_small(train_questions))
         val = list(val_questions or [])[: config.eval_questions]
-        optimizer = build_optimizer(params, config.lr, config.weight_decay, config.betas)
+        optimizer = build_optimizer(params, config.lr, config.weight_decay, config.betas,
+                                    config.lr_scales)
         scheduler = build_scheduler(optimizer, config.warmup, config.steps, config.min_lr_ratio)
         fingerprint = {"config": {k: v for k, v in config.to_dict().items()
                                   if k not in ("eval_every", "eval_questions", "eval_scoring",
