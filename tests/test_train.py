@@ -244,6 +244,7 @@ def test_lora_merges_into_plain_weights(tokenizer_dir, questions, tmp_path):
 def test_cli_trains_the_demo_model_from_scratch(data_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(recipes.RECIPES, "demo", recipes.Recipe(
         "demo", "tiny", recipes.DEMO.replace(images_per_batch=8, eval_questions=8, eval_every=2,
+                                             eval_scoring=("cloze", "letter"),
                                              save_every=2),
         from_scratch=True, architecture=TINY))
     out = tmp_path / "demo"
