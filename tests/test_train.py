@@ -314,3 +314,27 @@ def test_aokvqa_recipe_fine_tunes_an_upstream_checkpoint(fixture_dir, tmp_path):
     assert all(v for k, v in same.items() if k.startswith("vision_encoder."))
     assert not same["MP.proj.weight"] and not same["decoder.blocks.0.attn.q_proj.weight"]
     nanovlm_lite.load(str(out))
+
+
+def test_a_learned_pool_point_trains_its_pool(tokenizer_dir, questions, tmp_path):
+    """At pool: learned the module is created as average pooling and trains with the rest;
+    with trainable learned-pool it is the only thing that trains."""
+    pooled = PointSettings(pool="learned", pool_factor=2)
+    avg = PointSettings(pool="avg", pool_factor=2)
+    engine = tiny_engine(tokenizer_dir)
+    assert not hasattr(engine.model, "learned_pool")
+    train(engine, questions, pooled, FAST.replace(steps=2), tmp_path / "all", threads=2,
+          progress=False, log=lambda *_: None)
+    assert engine.model.learned_pool.excite.weight.abs().sum() > 0   # no longer the avg init
+
+    engine = tiny_engine(tokenizer_dir)
+    before = params(engine.model)
+    from nanovlm_lite.train.trainable import attach_learned_pool
+    attach_learned_pool(engine.model, pooled)                          # starts as average pooling
+    assert torch.allclose(_logits(engine, questions, pooled), _logits(engine, questions, avg), atol=1e-5)
+    train(engine, questions, pooled, FAST.replace(steps=2, trainable="learned-pool"),
+          tmp_path / "pool", threads=2, progress=False, log=lambda *_: None)
+    after = params(engine.model)
+    assert {k for k in after if k not in before or not torch.equal(before[k], after[k])} <= \
+        {k for k in after if k.startswith("learned_pool.")}
+    assert not torch.allclose(_logits(engine, questions, pooled), _logits(engine, questions, avg))

@@ -183,13 +183,28 @@ def train_demo_model(data_dir, out_dir, threads: int = 1, recipe: str = "demo",
     return save_trained(engine, out_dir, record)
 
 
+def _carry_tokenizer(engine, out_dir: Path) -> None:
+    """Copy a tokenizer directory kept beside the base checkpoint (its relative
+    `lm_tokenizer`, or `tokenizer/`, the order the loader looks in) beside the new one."""
+    if engine.model_dir is None:
+        return
+    for name in dict.fromkeys([engine.cfg.lm_tokenizer, "tokenizer"]):
+        src = Path(engine.model_dir) / name
+        if Path(name).is_absolute() or not src.is_dir():
+            continue
+        dst = out_dir / name
+        if dst.resolve() != src.resolve():
+            shutil.rmtree(dst, ignore_errors=True)
+            shutil.copytree(src, dst)
+        return
+
+
 def finetune(model, data_path, recipe: str, settings: dict | None, out_dir, threads: int = 1,
              device: str = "auto", overrides: dict | None = None, resume: bool = True,
              progress: bool = True) -> Path:
     """Fine-tune checkpoint `model` with `recipe` at a point's `settings` into `out_dir`."""
     from .. import load
     from ..data.aokvqa import load_questions
-    from ..model.prompt import resolve_tokenizer_source
     from ..settings import PointSettings
     spec = get_recipe(recipe)
     if spec.from_scratch:
@@ -207,13 +222,7 @@ def finetune(model, data_path, recipe: str, settings: dict | None, out_dir, thre
     questions = load_questions(train_path)
     val = load_questions(val_path, config.eval_questions) if val_path else []
     out_dir.mkdir(parents=True, exist_ok=True)
-    source = Path(resolve_tokenizer_source(engine.cfg, engine.model_dir, None))
-    if source.is_dir():
-        target = out_dir / engine.cfg.lm_tokenizer if not Path(engine.cfg.lm_tokenizer).is_absolute() \
-            and (Path(engine.model_dir or ".") / engine.cfg.lm_tokenizer).is_dir() else out_dir / "tokenizer"
-        if target.resolve() != source.resolve():
-            shutil.rmtree(target, ignore_errors=True)
-            shutil.copytree(source, target)
+    _carry_tokenizer(engine, out_dir)
     result = train(engine, questions, point, config, out_dir, val_questions=val,
                    threads=threads, resume=resume, progress=progress)
     record = {"recipe": recipe, "description": spec.description, "base_model": str(model),

@@ -5,8 +5,9 @@
 - `lora`: LoRA adapters (peft) on the LM's attention q and v projections; the rest
   frozen. `merge_lora` folds them into the weights before saving, so the checkpoint is a
   plain upstream one (upstream has no LoRA).
-- `learned-pool`: only `model.learned_pool` (reduce/learned_pool.py), created as average
-  pooling when the model has none; it is saved in the sidecar.
+- `learned-pool`: only `model.learned_pool` (reduce/learned_pool.py); it is saved in the
+  sidecar. At a `pool: learned` point the module is created (as average pooling) when the
+  model has none, whatever trains.
 """
 from __future__ import annotations
 
@@ -53,10 +54,10 @@ def select_trainable(model, mode: str, settings=None, lora_rank: int = 8,
     """Sets requires_grad for `mode`; returns the (name, parameter) pairs that train."""
     if mode not in TRAINABLE:
         raise ValueError(f"trainable {mode!r}: expected one of {TRAINABLE}")
-    if mode == "learned-pool":
-        if settings is None or settings.pool != "learned":
-            raise ValueError("trainable 'learned-pool' needs the point setting pool: learned")
-        attach_learned_pool(model, settings)
+    if mode == "learned-pool" and (settings is None or settings.pool != "learned"):
+        raise ValueError("trainable 'learned-pool' needs the point setting pool: learned")
+    if settings is not None and settings.pool == "learned":
+        attach_learned_pool(model, settings)  # a point that pools with it trains it too
     if mode == "lora":
         model.requires_grad_(False)
         add_lora(model, lora_rank, lora_alpha)
