@@ -8,9 +8,10 @@ parsing. With `--baseline` on CPU the two are interleaved batch by batch, so a n
 neighbour on a shared machine slows both alike; the machine's fp32 (or the run's dtype)
 matmul rate is measured in the same run, before and after, as the practical ceiling.
 
-Inputs are synthetic unless `--data` gives an A-OKVQA parquet: a seeded set of images
-with sizes drawn from A-OKVQA val's range (305x229 to 640x640, JPEG-encoded like the hub
-copy) and questions of 10-15 words with 4 choices. Weights may be random (`--random`):
+Inputs are synthetic (or an A-OKVQA parquet, where the parser offers `--data`; `bench()`
+takes any list of questions): a seeded set of images with sizes drawn from A-OKVQA val's
+range (305x229 to 640x640, JPEG-encoded like the hub copy) and questions of 10-15 words
+with 4 choices. Weights may be random (`--random`):
 speed does not depend on them. A preset with random weights gets a stand-in tokenizer
 (model/standin_tokenizer.py) because SmolLM2's cannot be fetched offline.
 """
