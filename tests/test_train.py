@@ -338,3 +338,19 @@ def test_a_learned_pool_point_trains_its_pool(tokenizer_dir, questions, tmp_path
     assert {k for k in after if k not in before or not torch.equal(before[k], after[k])} <= \
         {k for k in after if k.startswith("learned_pool.")}
     assert not torch.allclose(_logits(engine, questions, pooled), _logits(engine, questions, avg))
+
+
+def test_batches_are_a_pure_function_of_the_step(tokenizer_dir, questions):
+    from nanovlm_lite.train.data import TrainSet
+    engine = tiny_engine(tokenizer_dir)
+    data = TrainSet(questions, engine, PointSettings(), "answer")
+    first = [data.draw(0, i, 3, 2) for i in range(4)]
+    assert first == [TrainSet(questions, engine, PointSettings(), "answer").draw(0, i, 3, 2)
+                     for i in range(4)]
+    assert first != [data.draw(1, i, 3, 2) for i in range(4)]
+    per_epoch = -(-data.n_images // 3)  # an epoch walks through every image once
+    seen = {img for i in range(per_epoch) for img, _ in data.draw(0, i, 3, 2)}
+    assert seen == set(range(data.n_images))
+    only_color = [data.kinds[img][e] for i in range(6)
+                  for img, e in data.draw(0, i, 3, 4, {"shape": 0, "yes/no": 0})]
+    assert only_color and set(only_color) == {"color"}
