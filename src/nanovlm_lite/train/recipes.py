@@ -162,7 +162,7 @@ def train_demo_model(data_dir, out_dir, threads: int = 1, recipe: str = "demo",
     t0 = time.time()
     train_path, val_path = _data_paths(data_dir)
     questions = load_questions(train_path)
-    val = load_questions(val_path, config.eval_questions) if val_path else []
+    val = load_questions(val_path) if val_path else []
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(max(1, threads))
     base_vocab = build_demo_tokenizer(questions, out_dir, spec.vocab_size)
@@ -178,7 +178,8 @@ def train_demo_model(data_dir, out_dir, threads: int = 1, recipe: str = "demo",
               "parameters": sum(p.numel() for p in model.parameters()),
               "train_questions": len(questions), "train_seconds": round(result.seconds, 1),
               "total_seconds": round(time.time() - t0, 1), "threads": threads,
-              "validation_questions": len(val), "validation": result.validation,
+              "validation_questions": min(len(val), config.eval_questions),
+              "validation": result.validation,
               "history": result.history}
     return save_trained(engine, out_dir, record)
 
@@ -220,7 +221,7 @@ def finetune(model, data_path, recipe: str, settings: dict | None, out_dir, thre
     engine = load(str(model), device=device, dtype=torch.float32)
     train_path, val_path = _data_paths(data_path)
     questions = load_questions(train_path)
-    val = load_questions(val_path, config.eval_questions) if val_path else []
+    val = load_questions(val_path) if val_path else []
     out_dir.mkdir(parents=True, exist_ok=True)
     _carry_tokenizer(engine, out_dir)
     result = train(engine, questions, point, config, out_dir, val_questions=val,
@@ -229,6 +230,7 @@ def finetune(model, data_path, recipe: str, settings: dict | None, out_dir, thre
               "config": config.to_dict(), "settings": point.changed(),
               "train_questions": len(questions), "train_seconds": round(result.seconds, 1),
               "total_seconds": round(time.time() - t0, 1), "threads": threads,
-              "device": str(engine.device), "validation_questions": len(val),
+              "device": str(engine.device),
+              "validation_questions": min(len(val), config.eval_questions),
               "validation": result.validation, "history": result.history}
     return save_trained(engine, out_dir, record)

@@ -48,7 +48,7 @@ class TrainConfig:
     lora_alpha: float = 16.0
     blank_images: bool = False         # the "blind" baseline: every image blank
     eval_every: int = 0                # steps between validations (0: only at the end)
-    eval_questions: int = 500          # validation questions (the first N)
+    eval_questions: int = 500          # validation questions (evenly spaced through the set)
     eval_scoring: tuple[str, ...] = ("cloze",)
     save_every: int = 100              # steps between trainer_state.pt saves (0: never)
 
@@ -129,7 +129,7 @@ def train(engine, train_questions, settings, config: TrainConfig, out_dir, val_q
         model.train()
         data = TrainSet(train_questions, engine, settings, config.objective,
                         blank_images=config.blank_images, cache_images=_small(train_questions))
-        val = list(val_questions or [])[: config.eval_questions]
+        val = spread(list(val_questions or []), config.eval_questions)
         optimizer = build_optimizer(params, config.lr, config.weight_decay, config.betas,
                                     config.lr_scales)
         scheduler = build_scheduler(optimizer, config.warmup, config.steps, config.min_lr_ratio)
@@ -187,6 +187,14 @@ def train(engine, train_questions, settings, config: TrainConfig, out_dir, val_q
             log(f"final ({len(val)} validation questions): {_fmt(result.validation)}")
         model.eval()
         return result
+
+
+def spread(items: list, n: int) -> list:
+    """`n` items evenly spaced through `items` (all of them if there are fewer): datasets
+    list an image's questions together, so the first n would cover only a few images."""
+    if len(items) <= n:
+        return items
+    return [items[i * len(items) // n] for i in range(n)]
 
 
 def _small(questions) -> bool:
