@@ -13,7 +13,7 @@ run() {  # name, env, bench args...
   for try in $(seq 1 "${TRIES:-5}"); do
     echo "== $name (try $try)" >&2
     env $envs "$py" benchmarks/when_quiet.py --below 0.2 --window 10 --max-wait "${MAX_WAIT:-1800}" -- \
-      "$py" -m nanovlm_lite.cli bench "${common[@]}" "$@" > "$out/$name.json" 2> "$out/$name.err"
+      "${NANOVLM_LITE:-.venv/bin/nanovlm-lite}" bench "${common[@]}" "$@" > "$out/$name.json" 2> "$out/$name.err"
     cp "$out/$name.json" "$out/$name.try$try.json"
     "$py" -c "import json,sys; sys.exit(json.load(open('$out/$name.json'))['background_load_cores'] > 0.1)" && return
   done

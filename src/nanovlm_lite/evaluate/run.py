@@ -172,6 +172,9 @@ def evaluate_shard(model, data_path, settings: dict, shard: int, n_shards: int, 
         settings["prompt"] = prompt_template
     point = PointSettings.from_dict(settings)
     engine = load(str(model), tokenizer=tokenizer, device=device)
+    if engine.device.type == "cpu":  # reuse freed activations instead of page-faulting fresh mmaps
+        from ..bench import tune_malloc
+        tune_malloc()
     point.check_against(engine.cfg)
     questions = take_shard(load_questions(data_path, max_samples), shard, n_shards)
     out_path = Path(out_path)
