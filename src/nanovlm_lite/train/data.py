@@ -53,17 +53,13 @@ class TrainSet:
         index = self.index
         self.image_bytes: list[bytes] = []
         self.examples: list[list[Target]] = []
-        self.kinds: list[list[str | None]] = []  # each example's question_type, if known
         for q in questions:
             key = hashlib.sha1(q.image_bytes).digest()
             if key not in index:
                 index[key] = len(self.image_bytes)
                 self.image_bytes.append(q.image_bytes)
                 self.examples.append([])
-                self.kinds.append([])
-            made = targets(q, objective, engine.tokenizer, settings)
-            self.examples[index[key]].extend(made)
-            self.kinds[index[key]].extend([q.extra.get("question_type")] * len(made))
+            self.examples[index[key]].extend(targets(q, objective, engine.tokenizer, settings))
         if not self.image_bytes:
             raise ValueError("no training questions")
         self.rule = engine.tiling_rule(settings)
@@ -97,12 +93,10 @@ class TrainSet:
         return image_string(self.engine.cfg, processed.grid, processed.has_global, per_tile)
 
     # ------------------------------------------------------------------ batch drawing
-    def draw(self, seed: int, draw_index: int, images_per_batch: int, per_image: int,
-             type_weights: dict[str, float] | None = None) -> list[tuple[int, int]]:
+    def draw(self, seed: int, draw_index: int, images_per_batch: int, per_image: int
+             ) -> list[tuple[int, int]]:
         """(image, example) pairs of the `draw_index`-th batch: images walk through a fresh
-        permutation every epoch; examples are sampled without replacement per image, each
-        with probability weight `type_weights[question_type]` (default 1; 0 leaves that
-        type out, and an image with nothing else out of the batch)."""
+        permutation every epoch; examples are sampled without replacement per image."""
         n = self.n_images
         per_batch = min(images_per_batch, n)
         start = draw_index * per_batch
@@ -113,16 +107,8 @@ class TrainSet:
         for img in dict.fromkeys(images):  # an epoch boundary may repeat an image: keep one
             rng = random.Random(f"{seed}:{draw_index}:{img}")
             count = len(self.examples[img])
-            if type_weights:  # weighted sampling without replacement (Efraimidis-Spirakis)
-                weights = [type_weights.get(k, 1.0) for k in self.kinds[img]]
-                keys = {e: rng.random() ** (1.0 / w) for e, w in enumerate(weights) if w > 0}
-                chosen = sorted(keys, key=lambda e: -keys[e])[:per_image]
-            else:
-                chosen = rng.sample(range(count), min(per_image, count))
+            chosen = rng.sample(range(count), min(per_image, count))
             picks.extend((img, e) for e in sorted(chosen))
-        if not picks:
-            raise ValueError(f"type weights {type_weights} leave nothing to train on in batch "
-                             f"{draw_index}")
         return picks
 
     @functools.lru_cache(maxsize=4)

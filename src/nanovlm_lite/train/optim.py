@@ -7,16 +7,13 @@ import torch
 
 
 def build_optimizer(params: list[tuple[str, torch.nn.Parameter]], lr: float, weight_decay: float,
-                    betas: tuple[float, float], lr_scales: dict | None = None) -> torch.optim.AdamW:
-    """Matrices decay; biases, norms, gains (1-D) do not. `lr_scales` multiplies the rate
-    of the parameters under a top-level module ({"vision": 3.0})."""
-    groups: dict[tuple[bool, float], list] = {}
-    for name, p in params:
-        scale = (lr_scales or {}).get(name.split(".", 1)[0], 1.0)
-        groups.setdefault((p.ndim >= 2, scale), []).append(p)
-    return torch.optim.AdamW(
-        [{"params": ps, "weight_decay": weight_decay if decay else 0.0, "lr": lr * scale}
-         for (decay, scale), ps in groups.items()], lr=lr, betas=betas)
+                    betas: tuple[float, float]) -> torch.optim.AdamW:
+    """Matrices decay; biases, norms and gains (1-D) do not."""
+    decay = [p for _, p in params if p.ndim >= 2]
+    no_decay = [p for _, p in params if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=betas)
 
 
 def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:

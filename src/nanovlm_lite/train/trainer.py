@@ -33,11 +33,8 @@ class TrainConfig:
     steps: int = 800
     images_per_batch: int = 32
     per_image: int = 4                 # questions (examples) per image in a batch
-    type_weights: dict | None = None   # question_type -> sampling weight within an image
-    curriculum: tuple = ()             # ((until_step, type_weights), ...) before type_weights
     accumulate: int = 1                # micro-batches per optimizer step
     lr: float = 3e-3
-    lr_scales: dict | None = None      # top-level module -> learning-rate multiplier
     warmup: int = 50
     min_lr_ratio: float = 0.05
     weight_decay: float = 0.01
@@ -52,13 +49,6 @@ class TrainConfig:
     eval_scoring: tuple[str, ...] = ("cloze",)
     save_every: int = 100              # steps between trainer_state.pt saves (0: never)
 
-    def weights_at(self, step: int) -> dict | None:
-        """The question-type sampling weights in force at `step`."""
-        for until, weights in self.curriculum:
-            if step < until:
-                return weights
-        return self.type_weights
-
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
 
@@ -66,7 +56,6 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         d["betas"] = list(self.betas)
         d["eval_scoring"] = list(self.eval_scoring)
-        d["curriculum"] = [[until, dict(w)] for until, w in self.curriculum]
         return d
 
 
@@ -130,8 +119,7 @@ def train(engine, train_questions, settings, config: TrainConfig, out_dir, val_q
         data = TrainSet(train_questions, engine, settings, config.objective,
                         blank_images=config.blank_images, cache_images=_small(train_questions))
         val = spread(list(val_questions or []), config.eval_questions)
-        optimizer = build_optimizer(params, config.lr, config.weight_decay, config.betas,
-                                    config.lr_scales)
+        optimizer = build_optimizer(params, config.lr, config.weight_decay, config.betas)
         scheduler = build_scheduler(optimizer, config.warmup, config.steps, config.min_lr_ratio)
         fingerprint = {"config": {k: v for k, v in config.to_dict().items()
                                   if k not in ("eval_every", "eval_questions", "eval_scoring",
@@ -155,8 +143,7 @@ def train(engine, train_questions, settings, config: TrainConfig, out_dir, val_q
             loss_sum, acc_sum = 0.0, 0.0
             for micro in range(config.accumulate):
                 picks = data.draw(config.seed, step * config.accumulate + micro,
-                                  config.images_per_batch, config.per_image,
-                                  config.weights_at(step))
+                                  config.images_per_batch, config.per_image)
                 with autocast(device):
                     loss, acc = loss_and_accuracy(model, data.batch(picks), settings)
                 (loss / config.accumulate).backward()
