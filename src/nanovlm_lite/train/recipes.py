@@ -46,6 +46,16 @@ DEMO = TrainConfig(objective="answer", trainable="all", steps=800, images_per_ba
                    per_image=4, lr=1e-3, warmup=50, min_lr_ratio=0.05, weight_decay=0.01,
                    eval_every=200, eval_questions=500, eval_scoring=("cloze",), save_every=100)
 
+# The A-OKVQA fine-tunes, estimated from the FLOP model (not measured: no GPU here). One
+# epoch = 17,056 questions; with the ViT frozen it runs forward only (1x) and the LM
+# forward + backward (3x). At global_only (one 512 px tile: ViT 0.21 TFLOPs, LM ~140 tokens
+# x 0.63 GFLOPs) that is ~0.48 TFLOPs a question, ~8 PFLOPs an epoch; at the full 13-tile
+# setting (ViT 2.78 TFLOPs, LM ~900 tokens) ~4.5 TFLOPs a question, ~77 PFLOPs an epoch.
+# One H100 in bf16 at a plausible 100-250 TFLOP/s, plus JPEG decoding and resizing:
+AOKVQA_COST = ("GPU, estimated (not measured): one epoch ~0.05-0.1 GPU-hours on one H100 at "
+               "global_only, ~0.1-0.25 at the full 13-tile setting; ~10 GB of GPU memory "
+               "for AdamW on the 370M trainable parameters")
+
 RECIPES: dict[str, Recipe] = {r.name: r for r in [
     Recipe("demo", "the offline demo model from scratch on easy-VQA train (all parameters)",
            DEMO, from_scratch=True, cost="~4 min on 2 CPU cores"),
@@ -77,8 +87,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
                        per_image=1, accumulate=4, lr=2e-5, warmup=30, min_lr_ratio=0.1,
                        weight_decay=0.0, eval_every=100, eval_questions=300,
                        eval_scoring=("letter",), save_every=50),
-           cost="GPU, estimated (not measured): ~0.2 GPU-hours on one H100 at global_only "
-                "(1 tile), ~1.5 at the full 13-tile setting"),
+           cost=AOKVQA_COST),
     Recipe("aokvqa-lora",
            "LoRA (rank 16, q/v) fine-tune of nanoVLM-460M on A-OKVQA train, letter objective, "
            "at a cheap point's settings; merged into the weights on save",
@@ -86,7 +95,8 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
                        per_image=1, accumulate=4, lr=2e-4, warmup=30, min_lr_ratio=0.1,
                        weight_decay=0.0, lora_rank=16, lora_alpha=32, eval_every=100,
                        eval_questions=300, eval_scoring=("letter",), save_every=50),
-           cost="GPU, estimated: ~0.15 GPU-hours on one H100 at global_only"),
+           cost="GPU, estimated (not measured): about the time of aokvqa-mcq (the LM still runs "
+                "backward), memory ~3 GB beyond the bf16 activations (the adapters are 1.6M parameters)"),
 ]}
 
 
