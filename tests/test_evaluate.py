@@ -44,6 +44,22 @@ def test_letter_prediction_is_argmax_over_the_choices_letters(engine, questions)
     assert decided_by_letters > 0
 
 
+def test_blank_images_keep_the_tiling_and_drop_the_content(engine, questions):
+    """The blind baseline's input: the same tiles (so the same FLOPs) with nothing in them,
+    so a question's answer no longer depends on its image."""
+    blank = PointSettings(blank_images=True)
+    text = render("default", questions[0].question, questions[0].choices)
+    image = questions[0].image()
+    seen, unseen = engine.prepare(image, text), engine.prepare(image, text, blank)
+    assert unseen.input_ids == seen.input_ids and unseen.n_tiles == seen.n_tiles
+    assert seen.image.tiles.abs().sum() > 0 and unseen.image.tiles.abs().sum() == 0
+    other = engine.prepare(image.transpose(0), text, blank)  # mirrored: different pixels
+    assert torch.equal(engine.next_token_logits([unseen], blank),
+                       engine.next_token_logits([other], blank))
+    assert not torch.equal(engine.next_token_logits([seen]),
+                           engine.next_token_logits([engine.prepare(image.transpose(0), text)]))
+
+
 def test_unparseable_generation_is_wrong_and_counted(engine, questions, tmp_path):
     settings = PointSettings(scoring="generate", max_new_tokens=3)
     records = evaluate_questions(engine, questions, settings, batch_size=2, progress=False)

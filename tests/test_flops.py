@@ -193,6 +193,7 @@ SETTINGS_CASES = {
     "no-upscale": {"resize_to_max_side_len": False},
     "max-tiles": {"max_tiles": 2},
     "global-only": {"global_only": True},
+    "blank-images": {"blank_images": True},
     "tile-128": {"tile_size": 128},
     "tile-256-global": {"tile_size": 256, "global_only": True},
     "pool-avg": {"pool": "avg"},

@@ -277,8 +277,31 @@ def test_cli_trains_the_demo_model_from_scratch(data_dir, tmp_path, capsys, monk
     assert main(["train", "--recipe", "nope", "--data", str(data_dir), "--out", str(tmp_path / "x")]) == 2
 
 
+def test_a_point_naming_the_blind_recipe_trains_its_own_model_on_blank_images(
+        data_dir, questions, tokenizer_dir, tmp_path, monkeypatch):
+    """`finetune: demo-blind` on a point: a new model from scratch (not the base model
+    fine-tuned), trained and validated at the point's settings plus the recipe's blank images."""
+    monkeypatch.setitem(recipes.RECIPES, "demo-blind", recipes.Recipe(
+        "demo-blind", "tiny", FAST.replace(steps=3, eval_questions=8, eval_scoring=("cloze",)),
+        from_scratch=True, architecture=TINY, settings={"blank_images": True}))
+    out = recipes.finetune(tmp_path / "no-base-model", data_dir, "demo-blind",
+                           {"scoring": "cloze", "global_only": True}, tmp_path / "blind",
+                           threads=2, progress=False)
+    record = json.loads((out / "training.json").read_text())
+    assert record["recipe"] == "demo-blind" and len(record["history"]) == 3
+    assert record["settings"] == {"blank_images": True, "global_only": True, "scoring": "cloze"}
+    assert "cloze" in record["validation"]
+    assert nanovlm_lite.load(str(out)).cfg.lm_hidden_dim == TINY["lm_hidden_dim"]
+    # what it trained on: every image blank, tiled as the real one is
+    from nanovlm_lite.train.data import TrainSet
+    engine = tiny_engine(tokenizer_dir)
+    seen = TrainSet(questions, engine, PointSettings(), "answer").processed(0)
+    blind = TrainSet(questions, engine, PointSettings(blank_images=True), "answer").processed(0)
+    assert blind.tiles.shape == seen.tiles.shape and blind.tiles.abs().sum() == 0 < seen.tiles.abs().sum()
+
+
 def test_validation_agrees_with_the_evaluator(tokenizer_dir, questions, tmp_path):
-    run = pytest.importorskip("nanovlm_lite.evaluate.run")
+    from nanovlm_lite.evaluate import run
     engine = tiny_engine(tokenizer_dir)
     train(engine, questions, PointSettings(), FAST.replace(steps=5), tmp_path, threads=2,
           progress=False, log=lambda *_: None)

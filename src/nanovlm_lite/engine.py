@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from .model.image_processing import ProcessedImage, TilingRule, process_image
+from .model.image_processing import ProcessedImage, TilingRule, blank_like, process_image
 from .model.load import load_model
 from .model.prompt import build_tokenizer, image_string, prompt_ids, resolve_tokenizer_source
 from .settings import PointSettings
@@ -81,6 +81,8 @@ class Engine:
         if image is None:
             ids = prompt_ids(self.tokenizer, "", text, answer_prefix)
             return Prompt(ids, None, [], text)
+        if settings.blank_images:
+            image = blank_like(image)
         processed = process_image(image, self.tiling_rule(settings))
         per_tile = [self.tokens_per_tile(settings)] * processed.n_tiles
         img_str = image_string(self.cfg, processed.grid, processed.has_global, per_tile)

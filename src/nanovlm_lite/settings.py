@@ -27,6 +27,8 @@ class PointSettings:
     max_new_tokens: int = 10             # generate mode: greedy decode budget
     cloze_normalise: str = "mean"        # cloze: "mean" log-prob per choice token, or "sum"
     direct_answer: bool = False          # also score direct answers (greedy short answer)
+    # input: blank images (same size, so same tiles and FLOPs): the no-vision baseline
+    blank_images: bool = False
     # tiling (None = the checkpoint's own value)
     max_img_size: int | None = None
     resize_to_max_side_len: bool | None = None

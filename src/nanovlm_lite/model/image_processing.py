@@ -78,6 +78,12 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
+def blank_like(image: Image.Image) -> Image.Image:
+    """A black RGB image of the same size: same tiling and FLOPs, no content (the blind
+    baseline's input)."""
+    return Image.new("RGB", image.size)
+
+
 def pil_to_tensor(image: Image.Image) -> torch.Tensor:
     """torchvision's ToTensor for an RGB PIL image: uint8 HWC -> float32 CHW / 255."""
     array = np.asarray(image, dtype=np.uint8)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
-from ..model.image_processing import ProcessedImage, process_image
+from ..model.image_processing import ProcessedImage, blank_like, process_image
 from ..model.prompt import image_string, prompt_ids
 from .objectives import Target, targets
 
@@ -44,9 +44,8 @@ class Batch:
 class TrainSet:
     """Examples grouped by image for one point's settings and one objective."""
 
-    def __init__(self, questions, engine, settings, objective: str, blank_images: bool = False,
-                 cache_images: bool = True):
-        self.engine, self.settings, self.blank = engine, settings, blank_images
+    def __init__(self, questions, engine, settings, objective: str, cache_images: bool = True):
+        self.engine, self.settings = engine, settings
         self.cache_images = cache_images
         self._cache: dict[int, ProcessedImage] = {}
         self.index: dict[bytes, int] = {}  # sha1 of the image bytes -> image number
@@ -77,8 +76,8 @@ class TrainSet:
         if i in self._cache:
             return self._cache[i]
         image = Image.open(io.BytesIO(self.image_bytes[i])).convert("RGB")
-        if self.blank:  # the "blind" baseline: same size and tiling, no content
-            image = Image.new("RGB", image.size)
+        if self.settings.blank_images:  # the blind baseline: same size and tiling, no content
+            image = blank_like(image)
         processed = process_image(image, self.rule)
         if self.cache_images:
             self._cache[i] = processed

@@ -60,7 +60,8 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
     Recipe("demo", "the offline demo model from scratch on easy-VQA train (all parameters)",
            DEMO, from_scratch=True, cost="~4 min on 2 CPU cores"),
     Recipe("demo-blind", "the demo recipe on blank images: the no-vision baseline",
-           DEMO.replace(blank_images=True), from_scratch=True, cost="~4 min on 2 CPU cores"),
+           DEMO, from_scratch=True, settings={"blank_images": True},
+           cost="~4 min on 2 CPU cores"),
     Recipe("demo-smoke", "a toy-sized demo model in seconds, for pipeline tests (not accurate)",
            DEMO.replace(steps=20, images_per_batch=8, lr=1e-2, warmup=2, eval_every=0,
                         eval_questions=16, eval_scoring=("cloze",), save_every=0),
@@ -153,8 +154,9 @@ def save_trained(engine, out_dir, record: dict) -> Path:
 
 def train_demo_model(data_dir, out_dir, threads: int = 1, recipe: str = "demo",
                      overrides: dict | None = None, resume: bool = True,
-                     progress: bool = True) -> Path:
-    """The demo model from scratch: tokenizer, architecture, training, checkpoint."""
+                     progress: bool = True, settings: dict | None = None) -> Path:
+    """The demo model from scratch: tokenizer, architecture, training, checkpoint.
+    `settings`: a point's settings to train at (over the recipe's own)."""
     from ..data.aokvqa import load_questions
     from ..engine import Engine
     from ..model.load import build_model
@@ -180,7 +182,7 @@ def train_demo_model(data_dir, out_dir, threads: int = 1, recipe: str = "demo",
     torch.manual_seed(config.seed)
     model = build_model(cfg).float()
     engine = Engine(model, build_tokenizer(cfg, str(out_dir / TOKENIZER_DIR)), out_dir)
-    settings = PointSettings.from_dict(spec.settings)
+    settings = PointSettings.from_dict({**spec.settings, **(settings or {})})
     result = train(engine, questions, settings, config, out_dir, val_questions=val,
                    threads=threads, resume=resume, progress=progress)
     record = {"recipe": recipe, "description": spec.description, "config": config.to_dict(),
@@ -213,13 +215,16 @@ def _carry_tokenizer(engine, out_dir: Path) -> None:
 def finetune(model, data_path, recipe: str, settings: dict | None, out_dir, threads: int = 1,
              device: str = "auto", overrides: dict | None = None, resume: bool = True,
              progress: bool = True) -> Path:
-    """Fine-tune checkpoint `model` with `recipe` at a point's `settings` into `out_dir`."""
+    """Fine-tune checkpoint `model` with `recipe` at a point's `settings` into `out_dir`.
+    A from-scratch recipe (a point naming `demo-blind`) trains a new model instead: the
+    point's model is then that recipe's, not `model` fine-tuned."""
     from .. import load
     from ..data.aokvqa import load_questions
     from ..settings import PointSettings
     spec = get_recipe(recipe)
     if spec.from_scratch:
-        raise ValueError(f"recipe {recipe!r} trains from scratch; use train_demo_model()")
+        return train_demo_model(data_path, out_dir, threads, recipe,
+                                overrides, resume, progress, settings)
     config = _with_overrides(spec, overrides)
     out_dir = Path(out_dir)
     if resume and _finished(out_dir):

@@ -43,7 +43,6 @@ class TrainConfig:
     seed: int = 0
     lora_rank: int = 8
     lora_alpha: float = 16.0
-    blank_images: bool = False         # the "blind" baseline: every image blank
     eval_every: int = 0                # steps between validations (0: only at the end)
     eval_questions: int = 500          # validation questions (evenly spaced through the set)
     eval_scoring: tuple[str, ...] = ("cloze",)
@@ -84,12 +83,12 @@ def autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
-def validate(model, engine, questions, settings, config: TrainConfig, blank: bool = False) -> dict:
+def validate(model, engine, questions, settings, config: TrainConfig) -> dict:
     from .validate import accuracy_by_type, score
     out = {}
     for scoring in config.eval_scoring:
         with autocast(next(model.parameters()).device):
-            records = score(model, engine, questions, settings, scoring, blank_images=blank)
+            records = score(model, engine, questions, settings, scoring)
         out[scoring] = accuracy_by_type(records)
     return out
 
@@ -117,7 +116,7 @@ def train(engine, train_questions, settings, config: TrainConfig, out_dir, val_q
             raise ValueError(f"trainable {config.trainable!r} leaves nothing to train")
         model.train()
         data = TrainSet(train_questions, engine, settings, config.objective,
-                        blank_images=config.blank_images, cache_images=_small(train_questions))
+                        cache_images=_small(train_questions))
         val = spread(list(val_questions or []), config.eval_questions)
         optimizer = build_optimizer(params, config.lr, config.weight_decay, config.betas)
         scheduler = build_scheduler(optimizer, config.warmup, config.steps, config.min_lr_ratio)
@@ -160,7 +159,7 @@ def train(engine, train_questions, settings, config: TrainConfig, out_dir, val_q
             bar.update(1)
             done = step + 1
             if config.eval_every and val and done % config.eval_every == 0 and done < config.steps:
-                metrics = validate(model, engine, val, settings, config, config.blank_images)
+                metrics = validate(model, engine, val, settings, config)
                 history[-1]["validation"] = metrics
                 log(f"step {done}: {_fmt(metrics)}")
             if config.save_every and done % config.save_every == 0 and done < config.steps:
@@ -170,7 +169,7 @@ def train(engine, train_questions, settings, config: TrainConfig, out_dir, val_q
         seconds = time.time() - t0
         result = TrainResult(config.steps, seconds, history)
         if val:
-            result.validation = validate(model, engine, val, settings, config, config.blank_images)
+            result.validation = validate(model, engine, val, settings, config)
             log(f"final ({len(val)} validation questions): {_fmt(result.validation)}")
         model.eval()
         return result

@@ -19,13 +19,13 @@ from .objectives import answer_ids, letter_template
 
 
 @torch.no_grad()
-def score(model, engine, questions, settings, scoring: str = "cloze", batch_rows: int = 256,
-          blank_images: bool = False) -> list[dict]:
+def score(model, engine, questions, settings, scoring: str = "cloze", batch_rows: int = 256
+          ) -> list[dict]:
     """One record per question: predicted_idx, correct, question_type (if known), and the
     values compared: `choice_scores` (cloze: mean log-prob per choice) or `letter_logits`."""
     was_training = model.training
     model.eval()
-    data = TrainSet(questions, engine, settings, "answer", blank_images=blank_images)
+    data = TrainSet(questions, engine, settings, "answer")
     tok = engine.tokenizer
     rows, spans = [], []  # spans: (question, first row, n rows)
     by_image = defaultdict(list)
