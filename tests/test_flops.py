@@ -419,6 +419,9 @@ def test_cli_points(capsys, tmp_path):
     assert [r["point"] for r in rows] == ["default", "seed-generate", "global-512", "cheap"]
     assert all(rel(r["total"], r["measured_total"]) < TOL for r in rows)
     assert rows[2]["tiles"] == 1 and rows[3]["total"] < rows[2]["total"] < rows[0]["total"]
+    # a generating point is priced with its own decode budget (upstream's default 10 tokens)
+    assert rows[1]["decode_tokens"] == 10 and rows[1]["decode_steps"] == 9
+    assert rows[1]["total"] > rows[0]["total"] and rows[0]["decode_steps"] == 0
     code, out, _ = _cli(capsys, "--model", "nanovlm-460m", "--config", str(study), "--point",
                         "global-512", "--set", "vit_blocks=6", "--text-tokens", "40", "--json")
     row = json.loads(out)

@@ -49,6 +49,21 @@ def test_plot_says_when_no_point_clears_the_bar(tmp_path):
     assert "no point reaches 90%" in svg.read_text()
 
 
+def test_blank_image_baselines_are_a_line_not_a_point_on_the_front(tmp_path):
+    """A blind point at full cost but over the bar is neither on the front nor the answer."""
+    df = frame().assign(blank_images=[None] * 6)
+    blind = pd.DataFrame({"point": ["blind"], "tflops_per_question": [0.01], "accuracy": [0.68],
+                          "blank_images": [True]})
+    csv = tmp_path / "summary.csv"
+    pd.concat([df, blind]).to_csv(csv, index=False)
+    svg = tmp_path / "p.svg"
+    assert plot_pareto(csv, tmp_path / "p.png", svg, threshold=0.65) == "cheap"
+    assert "blind: blank images (68.0%)" in svg.read_text()
+    from nanovlm_lite.report.pareto import split_baselines
+    points, baselines = split_baselines(pd.read_csv(csv))
+    assert list(baselines["point"]) == ["blind"] and "blind" not in set(points["point"])
+
+
 def write(path, data):
     path.write_text(json.dumps(data))
     return path

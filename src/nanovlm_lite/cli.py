@@ -61,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     text = p.add_mutually_exclusive_group()
     text.add_argument("--text", default=None)
     text.add_argument("--text-tokens", type=int, default=None, help="text tokens besides the image tokens")
-    p.add_argument("--decode-tokens", type=int, default=0)
+    p.add_argument("--decode-tokens", type=int, default=None,
+                   help="tokens generated (default: the point's max_new_tokens when it scores by "
+                        "generating, else 0)")
     p.add_argument("--measure", action="store_true", help="also count with FlopCounterMode (meta tensors)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--all-points", action="store_true", help="every point of --config, one JSON per line")

@@ -358,13 +358,16 @@ def rel_diff(a: float, b: float) -> float:
 # ------------------------------------------------------------------ one question, CLI
 def count_question(cfg: VLMConfig, settings: PointSettings, width: int, height: int,
                    text: str | None = None, text_tokens: int | None = None,
-                   decode_tokens: int = 0, choice_tokens=None, measure_it: bool = False,
+                   decode_tokens: int | None = None, choice_tokens=None, measure_it: bool = False,
                    tokenizer=None) -> dict:
     """Analytic (and with `measure_it`, measured) FLOPs of one question: an image of
     width x height and either `text` (needs `tokenizer`: the real prompt is built) or
     `text_tokens` tokens of user text. Cloze without `choice_tokens` prices
-    DEFAULT_CHOICE_TOKENS."""
+    DEFAULT_CHOICE_TOKENS; `decode_tokens` None means the point's own budget
+    (`max_new_tokens` when it scores by generating, else none)."""
     settings.check_against(cfg)
+    if decode_tokens is None:
+        decode_tokens = settings.max_new_tokens if settings.scoring == "generate" else 0
     if settings.scoring == "cloze":
         choice_tokens = tuple(choice_tokens or DEFAULT_CHOICE_TOKENS)
     else:
@@ -459,7 +462,7 @@ def flops_command(args) -> int:
         raise InputError("give the question as --text TEXT or its token count as --text-tokens N")
     if args.text_tokens is not None and args.text_tokens < 0:
         raise InputError(f"--text-tokens must be >= 0, got {args.text_tokens}")
-    if args.decode_tokens < 0:
+    if args.decode_tokens is not None and args.decode_tokens < 0:
         raise InputError(f"--decode-tokens must be >= 0, got {args.decode_tokens}")
     if args.all_points:
         if args.config is None or args.point is not None:

@@ -30,9 +30,20 @@ def cheapest_passing(df: pd.DataFrame, threshold: float, x: str = X, y: str = Y)
     return ok.sort_values([x, y], ascending=[True, False], kind="stable").iloc[0]
 
 
+def split_baselines(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(configurations, no-vision baselines): points scored on blank images are a reference
+    for what the image buys, not a setting to deploy, so they join neither the front nor
+    the search for the cheapest point over the bar."""
+    if "blank_images" not in df.columns:
+        return df, df.iloc[0:0]
+    blind = df["blank_images"].fillna(False).astype(str).str.lower().isin(["true", "1", "1.0"])
+    return df[~blind], df[blind]
+
+
 def plot_pareto(summary_csv, out_png, out_svg, threshold: float = 0.65,
                 title: str | None = None) -> str | None:
-    """Draw accuracy vs mean TFLOPs per question (log x) with the front and the bar.
+    """Draw accuracy vs mean TFLOPs per question (log x) with the front and the bar;
+    blank-image baselines as dotted lines.
 
     Returns the name of the highlighted point: the cheapest one that clears `threshold`,
     or None when no point does (the title then says so).
@@ -46,7 +57,7 @@ def plot_pareto(summary_csv, out_png, out_svg, threshold: float = 0.65,
     skipped = df[~(df[X] > 0)]
     if not skipped.empty:
         print(f"not plotted (no positive FLOPs count): {', '.join(map(str, skipped['point']))}")
-    df = df[df[X] > 0]
+    df, baselines = split_baselines(df[df[X] > 0])
     front = pareto_front(df)
     best = cheapest_passing(df, threshold)
 
@@ -59,6 +70,9 @@ def plot_pareto(summary_csv, out_png, out_svg, threshold: float = 0.65,
             label="Pareto front")
     ax.scatter(front[X], front[Y], s=30, color="tab:blue", zorder=4)
     ax.axhline(threshold, ls="--", color="tab:red", lw=1, label=f"{threshold:.0%} bar")
+    for _, r in baselines.iterrows():
+        ax.axhline(r[Y], ls=":", color="0.3", lw=1.2,
+                   label=f"{r['point']}: blank images ({r[Y]:.1%})")
     if best is not None:
         ax.scatter([best[X]], [best[Y]], s=140, facecolors="none", edgecolors="tab:red",
                    lw=2, zorder=5, label="cheapest over the bar")
