@@ -7,8 +7,12 @@ Runs the bench's batched evaluation path (PromptDataset, batches grouped by tile
 the point's scorer) on synthetic A-OKVQA-like questions and prints the resident set size
 (VmRSS) every `--every` questions. Growth = RSS at the end minus RSS after the first
 tenth, and minus RSS half way (allocator pools fill during the first questions); peak = VmHWM.
+Beside RSS: the number of live Python objects after a garbage collection (a leak in our
+code grows it; allocator fragmentation does not) and the widest padded batch so far (a
+wider batch legitimately needs more working memory).
 """
 import argparse
+import gc
 import json
 import time
 
@@ -36,17 +40,21 @@ def main():
     engine, note = bench_engine(args.model, random_weights=args.random)
     # distinct questions in chunks, so the images (and tile counts) keep changing
     chunk = 100
-    rows, done, next_report, t0 = [], 0, 0, time.perf_counter()
+    rows, done, next_report, t0, widest = [], 0, 0, time.perf_counter(), 0
     print(f"model {args.model}, settings {settings.changed()}, batch {args.batch_size}, "
           f"{args.threads} threads, malloc tuned: {tuned}; RSS at start {rss_mib():.0f} MiB", flush=True)
     while done < args.questions:
         qs = synthetic_questions(min(chunk, args.questions - done), seed=1000 + done)
-        for indices, _, _ in run_batched(engine, qs, settings, args.batch_size):
+        for indices, records, _ in run_batched(engine, qs, settings, args.batch_size):
             done += len(indices)
+            widest = max([widest] + [r["sequence_length"] for r in records])
             if done >= next_report or done == args.questions:
+                gc.collect()
                 rows.append({"questions": done, "rss_mib": rss_mib(),
+                             "python_objects": len(gc.get_objects()), "widest_batch": widest,
                              "seconds": time.perf_counter() - t0})
                 print(f"{done:5d} questions  RSS {rows[-1]['rss_mib']:8.1f} MiB  "
+                      f"objects {rows[-1]['python_objects']:8d}  widest {widest:5d}  "
                       f"{rows[-1]['seconds']:7.1f} s", flush=True)
                 next_report = done + args.every
         del qs
@@ -57,13 +65,15 @@ def main():
               "rss_after_first_tenth_mib": settle["rss_mib"], "rss_end_mib": rows[-1]["rss_mib"],
               "growth_mib": rows[-1]["rss_mib"] - settle["rss_mib"],
               "growth_second_half_mib": rows[-1]["rss_mib"] - half["rss_mib"], "peak_rss_mib": peak_rss_mib(),
+              "python_objects_growth": rows[-1]["python_objects"] - settle["python_objects"],
               "min_rss_after_first_tenth_mib": min(r["rss_mib"] for r in rows if r["questions"] >= settle["questions"]),
               "max_rss_after_first_tenth_mib": max(r["rss_mib"] for r in rows if r["questions"] >= settle["questions"]),
               "series": rows}
     print(f"growth over the second half: {result['growth_second_half_mib']:+.1f} MiB; "
           f"after the first tenth: {result['growth_mib']:+.1f} MiB "
           f"(range {result['min_rss_after_first_tenth_mib']:.1f}..{result['max_rss_after_first_tenth_mib']:.1f}); "
-          f"peak RSS {result['peak_rss_mib']:.0f} MiB")
+          f"peak RSS {result['peak_rss_mib']:.0f} MiB; live Python objects "
+          f"{result['python_objects_growth']:+d} after the first tenth")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)
