@@ -79,12 +79,12 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
            "demo model at the point's settings (pool: learned)",
            DEMO.replace(trainable="learned-pool", steps=150, lr=1e-2, warmup=10, eval_every=0,
                         save_every=50),
-           settings={"pool": "learned"}, cost="~1 min on 2 CPU cores"),
+           settings={"pool": "learned"}, cost="30 s on 2 CPU cores"),
     Recipe("demo-finetune",
            "a short fine-tune of the whole demo model at a cheap point's settings, to win "
            "back the accuracy the cut cost",
            DEMO.replace(steps=150, lr=3e-4, warmup=10, eval_every=0, save_every=50),
-           cost="~1 min on 2 CPU cores"),
+           cost="47 s on 2 CPU cores at vit_blocks: 1"),
     Recipe("aokvqa-mcq",
            "fine-tune nanoVLM-460M on A-OKVQA train (17,056 questions, one epoch) with the "
            "letter objective at a cheap point's settings; ViT frozen",
