@@ -23,20 +23,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .bpe import SPECIAL_TOKENS, train_bpe, write_tokenizer_config
+
 NOTE = ("stand-in tokenizer (byte-level BPE on a small built-in corpus, not SmolLM2's): "
         "text token counts per question differ slightly from the real tokenizer's")
 VERSION = 1
-SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-TOKENIZER_CONFIG = {
-    "backend": "tokenizers",
-    "bos_token": "<|im_start|>",
-    "eos_token": "<|im_end|>",
-    "model_max_length": 1000000000000000019884624838656,
-    "tokenizer_class": "TokenizersBackend",
-    "unk_token": "<|endoftext|>",
-    "standin": NOTE,
-}
-
 # Words of A-OKVQA-style questions and choices (COCO objects, colours, actions, question
 # words) and of the prompt templates; each becomes one token bare and after a space.
 CORPUS_WORDS = """
@@ -83,18 +74,10 @@ def corpus_lines() -> list[str]:
 
 def _tokenizer_json(vocab_size: int) -> str:
     """tokenizer.json text: SmolLM2-shaped byte-level BPE with exactly `vocab_size` tokens."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.post_processor = processors.TemplateProcessing(single="$A", pair="$A $B:1", special_tokens=[])
     n_base = len(SPECIAL_TOKENS) + 256
     if vocab_size < n_base:
         raise ValueError(f"a stand-in tokenizer needs at least {n_base} base tokens, got {vocab_size}")
-    trainer = trainers.BpeTrainer(vocab_size=min(vocab_size, 4096), special_tokens=SPECIAL_TOKENS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False)
-    tok.train_from_iterator(corpus_lines(), trainer=trainer)
+    tok = train_bpe(corpus_lines(), min(vocab_size, 4096))
     data = json.loads(tok.to_str())
     vocab = data["model"]["vocab"]
     # fillers: plain vocabulary entries no merge produces (text never maps to them)
@@ -123,7 +106,7 @@ def standin_tokenizer_dir(vocab_size: int, cache_dir: str | os.PathLike | None =
     tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
     try:
         (tmp / "tokenizer.json").write_text(_tokenizer_json(vocab_size))
-        (tmp / "tokenizer_config.json").write_text(json.dumps(TOKENIZER_CONFIG, indent=2) + "\n")
+        write_tokenizer_config(tmp, standin=NOTE)
         (tmp / "README.md").write_text(f"# Stand-in tokenizer\n\n{NOTE}.\n{__doc__}")
         try:
             os.replace(tmp, out)

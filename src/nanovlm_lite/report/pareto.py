@@ -36,7 +36,7 @@ def split_baselines(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     the search for the cheapest point over the bar."""
     if "blank_images" not in df.columns:
         return df, df.iloc[0:0]
-    blind = df["blank_images"].fillna(False).astype(str).str.lower().isin(["true", "1", "1.0"])
+    blind = df["blank_images"].eq(True)  # read_csv gives True where set, NaN elsewhere
     return df[~blind], df[blind]
 
 

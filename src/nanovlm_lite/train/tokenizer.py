@@ -10,20 +10,10 @@ the vocabulary has room; the answer letters A-J are single bytes, hence single t
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Iterable
 
-SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-# what the fixture's tokenizer_config.json says, as transformers 5 writes it
-TOKENIZER_CONFIG = {
-    "backend": "tokenizers",
-    "bos_token": "<|im_start|>",
-    "eos_token": "<|im_end|>",
-    "model_max_length": 1000000000000000019884624838656,
-    "tokenizer_class": "TokenizersBackend",
-    "unk_token": "<|endoftext|>",
-}
+from ..model.bpe import train_bpe, write_tokenizer_config
 
 
 def corpus_lines(questions, templates: Iterable[str] = ("default", "cloze", "da")) -> list[str]:
@@ -45,17 +35,9 @@ def train_bpe_tokenizer(lines: list[str], out_dir, vocab_size: int = 512) -> int
     """Writes tokenizer.json + tokenizer_config.json under `out_dir`; returns the base
     vocabulary size (special tokens + bytes + merges), which may be below `vocab_size`
     when the corpus runs out of pairs to merge."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.post_processor = processors.TemplateProcessing(single="$A", pair="$A $B:1", special_tokens=[])
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False)
-    tok.train_from_iterator(lines, trainer=trainer)
+    tok = train_bpe(lines, vocab_size)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tok.save(str(out_dir / "tokenizer.json"))
-    (out_dir / "tokenizer_config.json").write_text(json.dumps(TOKENIZER_CONFIG, indent=2) + "\n")
+    write_tokenizer_config(out_dir)
     return tok.get_vocab_size()
