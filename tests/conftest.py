@@ -1,4 +1,4 @@
-"""Shared fixtures: the upstream parity checkpoint in ../shared, found from the repo."""
+"""Shared fixtures: the upstream parity checkpoint, kept in the repo under tests/fixtures/."""
 import json
 from pathlib import Path
 
@@ -6,17 +6,9 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _find_shared() -> Path:
-    for base in (REPO, *REPO.parents):
-        candidate = base / "shared" / "fixtures" / "nanovlm-upstream-tiny"
-        if candidate.exists():
-            return candidate
-    raise FileNotFoundError("shared/fixtures/nanovlm-upstream-tiny not found beside the repo")
-
-
-FIXTURE = _find_shared()
+FIXTURES = REPO / "tests" / "fixtures"
+# made with upstream nanoVLM's own code (its README says how); nothing outside the repo
+FIXTURE = FIXTURES / "nanovlm-upstream-tiny"
 
 
 @pytest.fixture(autouse=True)

@@ -22,6 +22,15 @@ def test_preset_builds_on_meta_with_the_released_parameter_count():
     assert model.cfg == VLMConfig()  # the preset is upstream's defaults
 
 
+def test_preset_is_upstream_vlmconfig_defaults_as_written_by_upstream():
+    """tests/fixtures/nanovlm-460m-config.json is upstream's `asdict(VLMConfig())` at the
+    pinned commit, written the way its save_pretrained writes a config."""
+    from conftest import FIXTURES
+    from nanovlm_lite.model.config import preset_path
+    upstream = json.loads((FIXTURES / "nanovlm-460m-config.json").read_text())
+    assert json.loads(preset_path("nanovlm-460m").read_text()) == upstream
+
+
 def test_fixture_round_trips_through_upstream_names(fixture_dir, tmp_path):
     model, _ = load_model(str(fixture_dir))
     original = load_file(fixture_dir / "model.safetensors")
