@@ -6,7 +6,7 @@ Fields a template may use: {question}, {options} (one "A. choice" per line),
 """
 from __future__ import annotations
 
-LETTERS = "ABCDEFGHIJ"
+from ..data.aokvqa import LETTERS  # the loader refuses questions with more choices
 
 TEMPLATES = {
     # MCQ, answered with a letter (letter and generate scoring)
