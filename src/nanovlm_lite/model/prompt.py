@@ -7,6 +7,7 @@ n x `<|image|>` per tile, row-major; it goes in front of the user's text in one 
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -35,7 +36,7 @@ def resolve_tokenizer_source(cfg: VLMConfig, model_dir: Path | None, override: s
     `lm_tokenizer` that is not a hub id (org/name) means a directory beside the checkpoint:
     that path is returned even when it is missing, so build_tokenizer names it."""
     if override:
-        return str(Path(override).expanduser()) if is_path_like(str(override)) else str(override)
+        return os.path.expanduser(str(override)) if is_path_like(str(override)) else str(override)
     if model_dir is not None:
         relative = Path(model_dir) / cfg.lm_tokenizer
         if relative.is_dir():
@@ -51,7 +52,6 @@ def resolve_tokenizer_source(cfg: VLMConfig, model_dir: Path | None, override: s
 def _hub_reachable(timeout: float = 3.0) -> bool:
     """One TCP connect to the hub's endpoint, so a machine without network is told at once
     instead of after a minute of download retries (behind a proxy: assumed reachable)."""
-    import os
     import socket
     from urllib.parse import urlsplit
 
