@@ -208,3 +208,14 @@ def test_a_finished_training_dir_is_done_only_for_the_same_setup(demo_data, tmp_
     # without --resume the documented behaviour holds: training starts over
     assert main(argv) == 0
     assert (out / "model.safetensors").stat().st_mtime_ns != weights
+
+
+def test_training_on_a_split_without_answers_is_refused(demo_data, tmp_path, capsys):
+    questions = load_questions(demo_data / "train.parquet")
+    for q in questions[:2]:
+        q.correct_choice_idx = None
+    write_questions(questions, tmp_path / "train.parquet")
+    rc = main(["train", "--recipe", "demo-smoke", "--data", str(tmp_path / "train.parquet"),
+               "--out", str(tmp_path / "m"), "--steps", "1", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "2 of 32 questions have no answer" in err and "Traceback" not in err

@@ -164,6 +164,17 @@ def training_setup(recipe: str, config: TrainConfig, settings, base_model=None,
     return json.loads(json.dumps(setup))
 
 
+def _answered(questions: list, path) -> list:
+    """Training needs answers: a split without them (A-OKVQA test) is refused by name."""
+    from ..data.aokvqa import DatasetError
+    missing = [q.question_id for q in questions if q.correct_choice_idx is None]
+    if missing:
+        raise DatasetError(f"{path}: {len(missing)} of {len(questions)} questions have no answer "
+                           f"(correct_choice_idx null; first: {missing[:3]}); a split without "
+                           f"answers can be evaluated, not trained or validated on")
+    return questions
+
+
 def _finished(out_dir: Path, setup: dict) -> bool:
     """True when `out_dir` holds a model trained by this very setup; a TrainingOutputError
     when it holds one trained by another (never taken as done, never silently replaced)."""
@@ -227,8 +238,8 @@ def train_demo_model(data_dir, out_dir, threads: int = 1, recipe: str = "demo",
         print(f"{out_dir}: already trained by this setup (training.json); nothing to do")
         return out_dir
     t0 = time.time()
-    questions = load_questions(train_path)
-    val = load_questions(val_path) if val_path else []
+    questions = _answered(load_questions(train_path), train_path)
+    val = _answered(load_questions(val_path), val_path) if val_path else []
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(max(1, threads))
     base_vocab = build_demo_tokenizer(questions, out_dir, spec.vocab_size)
@@ -287,8 +298,8 @@ def finetune(model, data_path, recipe: str, settings: dict | None, out_dir, thre
         print(f"{out_dir}: already trained by this setup (training.json); nothing to do")
         return out_dir
     t0 = time.time()
-    questions = load_questions(train_path)
-    val = load_questions(val_path) if val_path else []
+    questions = _answered(load_questions(train_path), train_path)
+    val = _answered(load_questions(val_path), val_path) if val_path else []
     torch.set_num_threads(max(1, threads))
     engine = load(str(model), device=device, dtype=torch.float32)
     out_dir.mkdir(parents=True, exist_ok=True)
