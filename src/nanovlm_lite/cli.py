@@ -167,7 +167,10 @@ OUTPUTS = {"logits": False, "evaluate": True, "parity": False, "train": True}
 
 def main(argv: list[str] | None = None) -> int:
     from .errors import USER_ERRORS, check_writable, format_user_error
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # argparse has printed its one line (or --help): an exit code
+        return e.code
     try:
         if args.command in OUTPUTS:
             check_writable(args.out, "--out", directory=OUTPUTS[args.command])

@@ -34,7 +34,7 @@ from .prompts import mcq_prompt_name, render, template_text
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 # the package code a record comes from, as patterns under src/nanovlm_lite/ (a directory
 # means every .py under it); the evaluate rule lists the same as its code inputs
-RECORD_CODE = ("model/", "evaluate/", "reduce/", "data/", "settings.py", "fieldtypes.py",
+RECORD_CODE = ("model/", "evaluate/", "reduce/", "data/", "settings.py",
                "engine.py", "engine/", "lm.py", "plan*.py", "plan/", "flops*.py", "flops/",
                "sidecar.py")
 FINGERPRINT_FORMAT = 1
