@@ -41,9 +41,100 @@ def _check_settings(points):
             raise WorkflowError(str(e)) from None
 
 
+def _schema_error(error):
+    """One paragraph for a jsonschema error: where in the config, what is there, what was
+    expected (for an unknown key, the allowed keys), instead of Snakemake's schema dump."""
+    where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+    if error.validator == "additionalProperties":
+        unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        allowed = ", ".join(sorted(error.schema.get("properties", {})))
+        return (f"config {where}: unknown key(s) {', '.join(map(repr, unknown))}; allowed "
+                f"keys there: {allowed}")
+    if error.validator == "enum":
+        return (f"config {where}: {error.instance!r} is not one of "
+                f"{', '.join(map(repr, error.validator_value))}")
+    if error.validator == "type":
+        expected = error.validator_value
+        expected = " or ".join(expected) if isinstance(expected, list) else expected
+        return (f"config {where}: expected {expected}, got {error.instance!r} "
+                f"({type(error.instance).__name__})")
+    if error.validator == "required":
+        return f"config {where}: {error.message}"
+    described = error.schema.get("description")
+    return f"config {where}: {error.message}" + (f" ({described.strip()})" if described else "")
+
+
+def _validate(config):
+    """jsonschema validation with integers strict (2.0 is not an integer, true is not a
+    number), then Snakemake's validate, which fills in the defaults."""
+    import jsonschema
+    import yaml
+
+    schema_path = os.path.join(workflow.basedir, "config", "schema.yaml")
+    with open(schema_path) as f:
+        schema = yaml.safe_load(f)
+    base = jsonschema.Draft202012Validator
+    checker = base.TYPE_CHECKER.redefine(
+        "integer", lambda _, v: isinstance(v, int) and not isinstance(v, bool))
+    strict = jsonschema.validators.extend(base, type_checker=checker)(schema)
+    error = jsonschema.exceptions.best_match(strict.iter_errors(config))
+    if error is not None:
+        raise WorkflowError(_schema_error(error)) from None
+    try:
+        validate(config, "../config/schema.yaml")
+    except WorkflowError:
+        error = jsonschema.exceptions.best_match(base(schema).iter_errors(config))
+        raise WorkflowError(_schema_error(error) if error else "config: does not match "
+                            f"{schema_path}") from None
+
+
+def _local_parent(path):
+    parent = os.path.dirname(os.path.expanduser(path))
+    return bool(parent) and os.path.isdir(parent)
+
+
+def _is_local_path(repo):
+    """A dataset `repo` meant as a local file, never a hub id."""
+    return repo.endswith(".parquet") or repo.startswith((".", "/", "~")) or _local_parent(repo)
+
+
+def _check_paths(config):
+    """A local dataset file or model directory that is not there, named now."""
+    dataset = config["dataset"]
+    if dataset.get("build") is None:
+        for key in ("repo", "train_repo"):
+            repo = dataset.get(key)
+            if repo and _is_local_path(repo) and not os.path.isfile(os.path.expanduser(repo)):
+                raise WorkflowError(
+                    f"config dataset/{key}: {repo!r} is a local path (not a hub id of the "
+                    f"form org/name) and there is no such file; give an existing A-OKVQA "
+                    f"parquet or a hub dataset id")
+    model = config["model"]
+    if not config["train"] and not os.path.isdir(os.path.expanduser(model)) and (
+            model.startswith((".", "/", "~")) or model.count("/") > 1 or _local_parent(model)):
+        raise WorkflowError(
+            f"config model: {model!r} is a local path and there is no such directory; give a "
+            f"checkpoint directory (config.json + model.safetensors) or a hub id (org/name), "
+            f"or set train: true to train the demo model there")
+
+
+def _check_prompt(config):
+    """The study-wide prompt_template, checked as the settings check a point's prompt."""
+    try:
+        from nanovlm_lite.evaluate.prompts import check_template
+    except ImportError:
+        return
+    try:
+        check_template(config["prompt_template"])
+    except ValueError as e:
+        raise WorkflowError(f"config prompt_template: {e}") from None
+
+
 _check_names(config)
-validate(config, "../config/schema.yaml")
+_validate(config)
 _check_settings(config["points"])
+_check_paths(config)
+_check_prompt(config)
 
 STUDY = config["study"]
 POINTS = config["points"]

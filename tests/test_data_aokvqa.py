@@ -116,3 +116,48 @@ def test_write_round_trip_keeps_schema_and_extras(tmp_path):
                                 q.image_bytes) for q in src]
     assert back[0].extra["question_type"] == "color" and back[1].extra["question_type"] is None
     assert not list(tmp_path.glob(".*.tmp"))  # atomic write left nothing behind
+
+
+# ---- malformed rows and empty selections: named at load time, before any work ----------
+def _row(i, **changes):
+    row = {"question_id": f"q{i}", "question": f"What is {i}?", "choices": ["a", "b", "c"],
+           "correct_choice_idx": 0, "direct_answers": ["a"] * 10, "difficult_direct_answer": False,
+           "rationales": [], "image": {"bytes": png_bytes(), "path": None}}
+    row.update(changes)
+    return row
+
+
+def test_every_malformed_row_is_named_with_its_question_id(tmp_path):
+    path = write_questions([_row(0), _row(1, choices=[]), _row(2, choices=list("abcdefghijk")),
+                            _row(3, correct_choice_idx=5), _row(4, choices=["only"]),
+                            _row(5, question=""), _row(0), _row(6)], tmp_path / "bad.parquet")
+    with pytest.raises(DatasetError) as e:
+        load_questions(path)
+    message = str(e.value)
+    assert message.startswith(f"{path}: 6 malformed row(s): ")
+    for expected in ["row 1: question 'q1': no choices",
+                     "row 2: question 'q2': 11 choices, more than the prompt has answer letters "
+                     "(10: ABCDEFGHIJ)",
+                     "row 3: question 'q3': correct_choice_idx 5 is out of range for 3 choices",
+                     "row 4: question 'q4': only one choice",
+                     "row 5: question 'q5': has no question text",
+                     "row 6: question 'q0': repeats the question_id of row 0"]:
+        assert expected in message
+    assert "\n" not in message
+
+
+def test_empty_file_and_empty_selection_are_errors(tmp_path):
+    with pytest.raises(DatasetError, match=r"has no questions \(0 rows\)"):
+        load_questions(write_questions([], tmp_path / "empty.parquet"))
+    path = write_questions([_row(0), _row(1)], tmp_path / "q.parquet")
+    with pytest.raises(DatasetError, match="0 selects no questions"):
+        load_questions(path, max_samples=0)
+    with pytest.raises(DatasetError, match="an integer >= 1"):
+        load_questions(path, max_samples=2.0)
+    assert [q.question_id for q in load_questions(path, max_samples=1)] == ["q0"]
+
+
+def test_a_split_without_answers_loads_as_unanswered(tmp_path):
+    path = write_questions([_row(0, correct_choice_idx=None, direct_answers=[])], tmp_path / "t.parquet")
+    (q,) = load_questions(path)
+    assert q.correct_choice_idx is None and q.answer is None and q.direct_answers == []

@@ -178,3 +178,26 @@ def test_cli_bad_image_is_a_clear_error(fixture_dir, tmp_path, capsys):
     assert main(["logits", "--model", str(fixture_dir), "--image", str(bad), "--text", "hi",
                  "--out", str(tmp_path / "x.npy")]) == 2
     assert "broken.png" in capsys.readouterr().err
+
+
+def test_a_split_without_answers_gives_predictions_and_no_accuracy(fixture_dir, tmp_path, capsys):
+    """A-OKVQA test has no answers: the official-format predictions are what a leaderboard
+    needs, and accuracy is absent (null), not 0.0."""
+    from nanovlm_lite.data.aokvqa import write_questions
+    questions = load_questions(make_parquet(tmp_path / "q.parquet", n=3))
+    for q in questions:
+        q.correct_choice_idx, q.direct_answers = None, []
+    data = write_questions(questions, tmp_path / "test.parquet")
+    out = tmp_path / "out"
+    assert main(["evaluate", "--model", str(fixture_dir), "--data", str(data), "--mode", "da",
+                 "--out", str(out), "--set", "max_new_tokens=2"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["accuracy"] is None and summary["direct_answer_accuracy"] is None
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_correct"] is None and metrics["n_questions"] == 3
+    preds = json.loads((out / "predictions.json").read_text())
+    records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+    assert all(r["correct"] is None for r in records)
+    for r in records:
+        assert preds[r["question_id"]] == {"multiple_choice": r["choices"][r["predicted_idx"]],
+                                           "direct_answer": r["direct_answer"]}

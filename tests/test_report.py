@@ -113,3 +113,17 @@ def test_aggregate_rejects_mismatched_pairs(point_files, tmp_path):
     write(flops[0], {"point": "other", "tflops_per_question": 1.0})
     with pytest.raises(ValueError, match="other"):
         aggregate(metrics, flops, tmp_path / "s.csv")
+
+
+def test_a_point_without_accuracy_is_summarised_and_left_off_the_plot(point_files, tmp_path, capsys):
+    """A point evaluated on a split without answers has accuracy null: the summary shows it,
+    the plot skips it with a note, and nothing crashes."""
+    metrics, flops = point_files
+    data = json.loads(metrics[1].read_text())
+    write(metrics[1], {**data, "accuracy": None, "direct_answer_accuracy": None})
+    csv = tmp_path / "summary.csv"
+    aggregate(metrics, flops, csv)
+    assert "global-256" in capsys.readouterr().out
+    best = plot_pareto(csv, tmp_path / "p.png", tmp_path / "p.svg", threshold=0.65)
+    assert best == "default"
+    assert "not plotted (no accuracy: the split has no answers): global-256" in capsys.readouterr().out

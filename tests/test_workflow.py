@@ -153,3 +153,41 @@ def test_caching_is_right_both_ways(workflow):
     pareto = workflow / "src" / "nanovlm_lite" / "report" / "pareto.py"
     pareto.write_text(pareto.read_text() + "\n# an edit\n")
     assert Counter(r for r, _ in planned(workflow, "--configfile", cfg)) == {"pareto": 1, "all": 1}
+
+
+def _demo_with(workflow, **changes):
+    config = yaml.safe_load((workflow / "config" / "demo.yaml").read_text())
+    for key, value in changes.items():
+        if key.startswith("points."):
+            config["points"]["full"] = value
+        else:
+            config[key] = value
+    return write_config(workflow, "bad.yaml", config)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"shard": 2}, "config (top level): unknown key(s) 'shard'; allowed keys there: batch_size, "
+                   "dataset, device,"),
+    ({"dataset": {"build": "easyvqa", "max_trian": 5}}, "config dataset: unknown key(s) "
+                                                        "'max_trian'; allowed keys there: build,"),
+    ({"dataset": {"repo": "data/missing.parquet"}},
+     "config dataset/repo: 'data/missing.parquet' is a local path (not a hub id of the form "
+     "org/name) and there is no such file"),
+    ({"shards": 2.0}, "config shards: expected integer, got 2.0 (float)"),
+    ({"device": "gpu"}, "config device: 'gpu' does not match"),
+    ({"prompt_template": "defualt"}, "config prompt_template: prompt 'defualt' is not a template "
+                                     "name; did you mean 'default'?"),
+    ({"points.full": {"tile_size": 64.0}}, "config points/full/tile_size: expected integer or null, "
+                                           "got 64.0 (float)"),
+    ({"points.full": {"scoring": "vote"}}, "config points/full/scoring: 'vote' is not one of "
+                                           "'letter', 'cloze', 'generate'"),
+    ({"train": False, "model": "resources/models/missing"},
+     "config model: 'resources/models/missing' is a local path and there is no such directory"),
+])
+def test_config_errors_are_one_paragraph(workflow, changes, message):
+    proc = snakemake(workflow, "-n", "--configfile", _demo_with(workflow, **changes), check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert message in out, out
+    assert "$schema" not in out and "Traceback" not in out
+    assert len(out.splitlines()) < 10, out  # a paragraph, not the schema dump

@@ -3,15 +3,76 @@ train, parity). Each command parses its arguments here and calls one package fun
 from __future__ import annotations
 
 import argparse
-import json
+import math
+import re
 import sys
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with its error as one line (no usage block), exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+# ---- argument types: every number and choice is checked when the command line is read
+def at_least(minimum: int, note: str = ""):
+    """An integer type refusing values below `minimum` (`note` says what they would mean)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}{note}, got {value}")
+        return value
+    return parse
+
+
+def positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def image_size(text: str) -> str:
+    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if not m or int(m.group(1)) < 1 or int(m.group(2)) < 1:
+        raise argparse.ArgumentTypeError(f"expected WxH with both sides >= 1, e.g. 640x480; got {text!r}")
+    return f"{int(m.group(1))}x{int(m.group(2))}"
+
+
+def device(text: str) -> str:
+    """auto, cpu, cuda, cuda:N or mps, checked against what this torch build can use."""
+    from .model.load import DeviceError, check_device
+    try:
+        return check_device(text)
+    except DeviceError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def prompt_template(text: str) -> str:
+    from .evaluate.prompts import check_template
+    try:
+        check_template(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+BATCH = at_least(1)
+THREADS = at_least(1)
 
 
 def _model_args(p: argparse.ArgumentParser, model_help: str = "checkpoint directory or hub id"):
     p.add_argument("--model", required=True, help=model_help)
     p.add_argument("--revision", default=None, help="hub revision (branch, tag or commit)")
     p.add_argument("--tokenizer", default=None, help="tokenizer directory or hub id (overrides the config's)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto")
+    p.add_argument("--device", default="cpu", type=device, help="cpu, cuda, cuda:1, mps or auto")
     p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
                    help="default: float32 on CPU, bfloat16 on CUDA")
 
@@ -24,7 +85,7 @@ def _point_args(p: argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nanovlm-lite", description=__doc__)
+    parser = Parser(prog="nanovlm-lite", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("logits", help="next-token logits at the last prompt position, as .npy")
@@ -38,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(p)
     p.add_argument("--image", required=True)
     p.add_argument("--text", required=True)
-    p.add_argument("--max-new-tokens", type=int, default=20)
+    p.add_argument("--max-new-tokens", type=at_least(1), default=20)
     p.add_argument("--json", action="store_true", help="print token ids and text as JSON")
     _point_args(p)
 
@@ -48,20 +109,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["mcq", "da"], default="mcq")
     p.add_argument("--scoring", choices=["letter", "cloze", "generate"], default=None,
                    help="MCQ scoring (default: the point's, else letter)")
-    p.add_argument("--prompt", default=None, help="prompt template name or text")
+    p.add_argument("--prompt", default=None, type=prompt_template,
+                   help="prompt template name or a literal template with {question}")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--max-samples", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--max-samples", type=at_least(1, " (0 selects no questions; omit it for all)"),
+                   default=None, help="only the first N questions")
+    p.add_argument("--batch-size", type=BATCH, default=8)
+    p.add_argument("--threads", type=THREADS, default=None)
     _point_args(p)
 
     p = sub.add_parser("flops", help="analytic (and measured) FLOPs of one question")
     p.add_argument("--model", required=True, help="checkpoint directory, preset (nanovlm-460m) or config.json")
-    p.add_argument("--image-size", default="640x480", help="WxH")
+    p.add_argument("--image-size", default="640x480", type=image_size, help="WxH")
     text = p.add_mutually_exclusive_group()
     text.add_argument("--text", default=None)
-    text.add_argument("--text-tokens", type=int, default=None, help="text tokens besides the image tokens")
-    p.add_argument("--decode-tokens", type=int, default=None,
+    text.add_argument("--text-tokens", type=at_least(0), default=None, help="text tokens besides the image tokens")
+    p.add_argument("--decode-tokens", type=at_least(0), default=None,
                    help="tokens generated (default: the point's max_new_tokens when it scores by "
                         "generating, else 0)")
     p.add_argument("--measure", action="store_true", help="also count with FlopCounterMode (meta tensors)")
@@ -75,14 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None)
     p.add_argument("--point", default=None)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--questions", type=int, default=16)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch-size", type=BATCH, default=8)
+    p.add_argument("--questions", type=at_least(1), default=16)
+    p.add_argument("--device", default="cpu", type=device, help="cpu, cuda, cuda:1, mps or auto")
     p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"])
     p.add_argument("--random", action="store_true", help="random weights (speed does not depend on them)")
     p.add_argument("--baseline", action="store_true", help="also run the seed's one-at-a-time generate loop")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=THREADS, default=None)
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("parity", help="our engine vs upstream nanoVLM's code on a checkpoint")
@@ -90,18 +153,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True, help="parquet in the A-OKVQA schema")
     p.add_argument("--out", required=True, help="report JSON")
-    p.add_argument("--samples", type=int, default=4)
-    p.add_argument("--tolerance", type=float, default=1e-3)
+    p.add_argument("--samples", type=at_least(1), default=4)
+    p.add_argument("--tolerance", type=positive_number, default=1e-3)
 
     from .train.cli import add_train_parser
     add_train_parser(sub)
     return parser
 
 
+# commands that write --out, and whether it is a directory: checked before any work
+OUTPUTS = {"logits": False, "evaluate": True, "parity": False, "train": True}
+
+
 def main(argv: list[str] | None = None) -> int:
-    from .errors import USER_ERRORS, format_user_error
-    args = build_parser().parse_args(argv)
+    from .errors import USER_ERRORS, check_writable, format_user_error
     try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # argparse has printed its one line (or --help): an exit code
+        return e.code
+    try:
+        if args.command in OUTPUTS:
+            check_writable(args.out, "--out", directory=OUTPUTS[args.command])
         if args.command in ("logits", "generate", "evaluate"):
             from . import commands
             return getattr(commands, args.command)(args) or 0

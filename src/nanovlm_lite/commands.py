@@ -15,8 +15,23 @@ def _settings(args):
     return point_settings(args.config, args.point, args.set)
 
 
+def _with(settings, where: str, **changes):
+    """`settings` with command-line options applied (checked, named by `where`)."""
+    return settings.__class__.from_dict({**settings.to_dict(), **changes}, where=where)
+
+
 def _engine(args):
+    """The model with its weights; an architecture preset or a bare config.json has none,
+    so it is refused here (before any hub call for its tokenizer)."""
     from . import load
+    from .model.checkpoint import CheckpointError
+    from .model.config import preset_path
+    model = Path(str(args.model)).expanduser()
+    if not model.is_dir() and (preset_path(str(args.model)) is not None
+                               or (model.suffix == ".json" and model.is_file())):
+        raise CheckpointError(
+            f"--model {args.model}: an architecture without weights; {args.command} needs a "
+            f"checkpoint (a directory with config.json + model.safetensors, or a hub id)")
     return load(args.model, tokenizer=args.tokenizer, device=args.device, dtype=args.dtype,
                 revision=args.revision)
 
@@ -34,9 +49,10 @@ def _open_image(path: str) -> Image.Image:
 
 def logits(args) -> int:
     settings = _settings(args)
+    image = _open_image(args.image)
     engine = _engine(args)
     settings.check_against(engine.cfg)
-    prompt = engine.prepare(_open_image(args.image), args.text, settings)
+    prompt = engine.prepare(image, args.text, settings)
     out = engine.next_token_logits([prompt], settings)[0].float().cpu().numpy().astype(np.float32)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     np.save(args.out, out)
@@ -47,9 +63,10 @@ def logits(args) -> int:
 
 def generate(args) -> int:
     settings = _settings(args)
+    image = _open_image(args.image)
     engine = _engine(args)
     settings.check_against(engine.cfg)
-    prompt = engine.prepare(_open_image(args.image), args.text, settings)
+    prompt = engine.prepare(image, args.text, settings)
     tokens = engine.generate([prompt], settings, max_new_tokens=args.max_new_tokens)[0]
     text = engine.tokenizer.decode(tokens, skip_special_tokens=True)
     if args.json:
@@ -60,27 +77,30 @@ def generate(args) -> int:
 
 
 def evaluate(args) -> int:
+    """Every input is checked before the model loads: settings, then every row of the
+    data; the run resumes a partial left in --out only if the same things made it."""
     import torch
 
     from .data.aokvqa import load_questions
     from .evaluate.merge import merge_point
-    from .evaluate.run import evaluate_questions
+    from .evaluate.run import evaluate_questions, record_fingerprint
     if args.threads:
         torch.set_num_threads(args.threads)
     settings = _settings(args)
     if args.scoring:
-        settings = settings.__class__.from_dict({**settings.to_dict(), "scoring": args.scoring})
+        settings = _with(settings, f"--scoring {args.scoring}", scoring=args.scoring)
     if args.prompt:
-        settings = settings.__class__.from_dict({**settings.to_dict(), "prompt": args.prompt})
+        settings = _with(settings, f"--prompt {args.prompt!r}", prompt=args.prompt)
     if args.mode == "da":
-        settings = settings.__class__.from_dict({**settings.to_dict(), "direct_answer": True})
+        settings = _with(settings, "--mode da", direct_answer=True)
+    questions = load_questions(args.data, args.max_samples)
     engine = _engine(args)
     settings.check_against(engine.cfg)
-    questions = load_questions(args.data, args.max_samples)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     partial = out / "records.jsonl.partial"
-    evaluate_questions(engine, questions, settings, args.batch_size, partial)
+    evaluate_questions(engine, questions, settings, args.batch_size, partial,
+                       fingerprint=record_fingerprint(engine, settings))
     metrics = merge_point([partial], args.data, settings.to_dict(), out, args.point or "cli",
                           max_samples=args.max_samples, model=args.model)
     partial.unlink()

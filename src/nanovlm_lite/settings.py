@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from .fieldtypes import check_value, field_types, parse_text
+
 SCORING_MODES = ("letter", "cloze", "generate")
 POOL_METHODS = (None, "avg", "max", "learned")
 SELECT_METHODS = (None, "norm", "attention", "random")
@@ -53,24 +55,43 @@ class PointSettings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None, where: str = "point settings") -> "PointSettings":
+        """Settings from a mapping (a YAML point, metrics.json, --set), each value checked
+        strictly against its field's declared type (fieldtypes.py), then `validate()`."""
+        if data is not None and not isinstance(data, dict):
+            raise SettingsError(f"{where}: settings must be a mapping of setting -> value, "
+                                f"got {data!r}")
         data = dict(data or {})
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise SettingsError(
                 f"{where}: unknown setting(s) {unknown}; expected some of {sorted(known)}")
-        if "skip_lm_blocks" in data and data["skip_lm_blocks"] is not None:
-            data["skip_lm_blocks"] = tuple(int(b) for b in data["skip_lm_blocks"])
-        elif "skip_lm_blocks" in data:
-            data["skip_lm_blocks"] = ()
+        types = field_types(cls)
+        for key, value in data.items():
+            try:
+                data[key] = check_value(value, types[key])
+            except ValueError as e:
+                raise SettingsError(f"{where}: {key} must be {e}, got {value!r}") from None
         settings = cls(**data)
         settings.validate(where)
         return settings
 
+    @classmethod
+    def parse_setting(cls, key: str, text: str, where: str = "--set") -> Any:
+        """One `--set KEY=VALUE` value read by the field's declared type: `true`/`false`
+        for booleans, digits for integers, `null` for optional fields, `[3, 4]` for lists."""
+        types = field_types(cls)
+        if key not in types:
+            raise SettingsError(f"{where}: unknown setting {key!r}; expected one of "
+                                f"{sorted(types)}")
+        try:
+            return parse_text(text, types[key])
+        except ValueError as e:
+            raise SettingsError(f"{where}: {key} takes {e}, got {text!r}") from None
+
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        d["skip_lm_blocks"] = list(self.skip_lm_blocks)
-        return d
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     def changed(self) -> dict[str, Any]:
         """Only the settings that differ from the defaults (for labels and tables)."""
@@ -114,6 +135,24 @@ class PointSettings:
             bad(f"vit_blocks must be >= 1, got {self.vit_blocks}")
         if self.max_img_size is not None and self.max_img_size < 1:
             bad(f"max_img_size must be >= 1, got {self.max_img_size}")
+        if self.tile_size is not None and self.tile_size < 1:
+            bad(f"tile_size must be >= 1 (null = the checkpoint's vit_img_size), got "
+                f"{self.tile_size}")
+        if self.pool_factor < 1:
+            bad(f"pool_factor must be >= 1, got {self.pool_factor}")
+        if self.fastv_layer is not None and self.fastv_layer < 0:
+            bad(f"fastv_layer must be >= 0 (an LM block index), got {self.fastv_layer}")
+        negative = [b for b in self.skip_lm_blocks if b < 0]
+        if negative:
+            bad(f"skip_lm_blocks holds LM block indices (>= 0), got {negative}")
+        twice = sorted({b for b in self.skip_lm_blocks if self.skip_lm_blocks.count(b) > 1})
+        if twice:
+            bad(f"skip_lm_blocks lists block(s) {twice} more than once")
+        from .evaluate.prompts import check_template
+        try:
+            check_template(self.prompt)
+        except ValueError as e:
+            bad(str(e))
 
     def check_against(self, cfg, where: str = "point settings") -> None:
         """Checks that need the model's shapes (a VLMConfig)."""

@@ -5,7 +5,8 @@
       global-512: {global_only: true}
 
 The command line picks one with `--config FILE --point NAME` and adjusts it with
-`--set KEY=VALUE` (the value is YAML: `--set skip_lm_blocks=[3,4]`, `--set pool=null`).
+`--set KEY=VALUE`, the value read by the setting's type: `--set skip_lm_blocks=[3,4]`,
+`--set pool=null`, `--set global_only=true` (only true or false), `--set tile_size=256`.
 """
 from __future__ import annotations
 
@@ -46,16 +47,16 @@ def point_dicts(path) -> dict[str, dict[str, Any]]:
 
 
 def parse_sets(sets: list[str] | None) -> dict[str, Any]:
-    """`["pool=avg", "keep_ratio=0.5"]` -> {"pool": "avg", "keep_ratio": 0.5}."""
+    """`["pool=avg", "keep_ratio=0.5"]` -> {"pool": "avg", "keep_ratio": 0.5}, each value
+    read by its setting's declared type (PointSettings.parse_setting): `global_only=maybe`
+    or `tile_size=64.0` is an error naming the key, the value and what it takes."""
     out = {}
     for item in sets or []:
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
             raise SettingsError(f"--set {item!r}: expected KEY=VALUE")
-        try:
-            out[key.strip()] = yaml.safe_load(value) if value.strip() else None
-        except yaml.YAMLError as e:
-            raise SettingsError(f"--set {item!r}: the value is not valid YAML ({e})") from None
+        key = key.strip()
+        out[key] = PointSettings.parse_setting(key, value, where=f"--set {item}")
     return out
 
 

@@ -35,6 +35,11 @@ SCHEMA_FIELDS = [
 ]
 
 
+# the answer letters a prompt can offer (evaluate/prompts.py uses the same)
+LETTERS = "ABCDEFGHIJ"
+MAX_CHOICES = len(LETTERS)
+
+
 class DatasetError(ValueError):
     """A dataset file or row does not match the A-OKVQA schema."""
 
@@ -131,6 +136,8 @@ def _as_image_bytes(value: Any, qid: str) -> bytes | None:
 
 def question_from_row(row: Mapping[str, Any]) -> Question:
     """One normalised Question from a row dict in the A-OKVQA schema."""
+    if row["question_id"] is None or not str(row["question_id"]).strip():
+        raise DatasetError(f"a row without a question_id (question {row.get('question')!r})")
     qid = str(row["question_id"])
     idx = row["correct_choice_idx"]
     try:
@@ -138,7 +145,15 @@ def question_from_row(row: Mapping[str, Any]) -> Question:
     except (TypeError, ValueError):
         raise DatasetError(f"question {qid!r}: correct_choice_idx should be an integer or null, "
                            f"got {idx!r}") from None
+    if row["question"] is None or not str(row["question"]).strip():
+        raise DatasetError(f"question {qid!r}: has no question text")
     choices = _as_str_list(row["choices"], "choices", qid)
+    if len(choices) < 2:
+        raise DatasetError(f"question {qid!r}: {'no choices' if not choices else 'only one choice'}"
+                           f" (a multiple-choice question needs at least 2)")
+    if len(choices) > MAX_CHOICES:
+        raise DatasetError(f"question {qid!r}: {len(choices)} choices, more than the prompt has "
+                           f"answer letters ({MAX_CHOICES}: {LETTERS})")
     if idx is not None and not 0 <= idx < len(choices):
         raise DatasetError(f"question {qid!r}: correct_choice_idx {idx} is out of range for "
                            f"{len(choices)} choices")
@@ -158,19 +173,43 @@ def question_from_row(row: Mapping[str, Any]) -> Question:
 
 
 def load_questions(path: str | os.PathLike, max_samples: int | None = None) -> list[Question]:
-    """Read an A-OKVQA parquet in file order; `max_samples` keeps the first N questions."""
-    path = Path(path)
+    """Read an A-OKVQA parquet in file order; `max_samples` keeps the first N questions.
+    Every row is checked before anything else runs: malformed rows (no choices, more than
+    the prompt has letters, an answer index out of range, a repeated question_id, ...) are
+    all named in one DatasetError, and a selection with no questions is an error too."""
+    path = Path(path).expanduser()
     if not path.is_file():
         raise DatasetError(f"{path}: no such dataset file")
     n_rows = check_parquet(path)
-    if max_samples is not None and max_samples < 0:
-        raise DatasetError(f"max_samples must be >= 0 or None, got {max_samples}")
+    if max_samples is not None and (isinstance(max_samples, bool) or not isinstance(max_samples, int)
+                                    or max_samples < 1):
+        raise DatasetError(f"max_samples must be an integer >= 1 or None (all), got {max_samples!r}"
+                           + (": 0 selects no questions" if max_samples == 0 else ""))
+    if n_rows == 0:
+        raise DatasetError(f"{path}: has no questions (0 rows)")
     table = pq.read_table(path)
     if max_samples is not None and max_samples < n_rows:
         table = table.slice(0, max_samples)
     columns = {name: table.column(name).to_pylist() for name in table.column_names}
     rows = ({name: values[i] for name, values in columns.items()} for i in range(table.num_rows))
-    return [question_from_row(row) for row in rows]
+    questions, problems, seen = [], [], {}
+    for n, row in enumerate(rows):
+        try:
+            q = question_from_row(row)
+        except DatasetError as e:
+            problems.append(f"row {n}: {e}")
+            continue
+        if q.question_id in seen:
+            problems.append(f"row {n}: question {q.question_id!r}: repeats the question_id of "
+                            f"row {seen[q.question_id]}")
+            continue
+        seen[q.question_id] = n
+        questions.append(q)
+    if problems:
+        shown = "; ".join(problems[:20]) + (f"; ... and {len(problems) - 20} more"
+                                            if len(problems) > 20 else "")
+        raise DatasetError(f"{path}: {len(problems)} malformed row(s): {shown}")
+    return questions
 
 
 def shard(questions: Sequence[Question], shard_index: int, n_shards: int) -> list[Question]:

@@ -11,7 +11,7 @@ from ..provenance import code_version
 from ..settings import PointSettings
 from .direct_answer import direct_answer_accuracy
 from .prompts import mcq_prompt_name, template_text
-from .run import read_records
+from .run import StaleRecordsError, fingerprint_difference, read_partial
 
 
 def _write_json(path: Path, data) -> None:
@@ -34,17 +34,22 @@ def official_predictions(records: list[dict]) -> dict:
 
 def compute_metrics(records: list[dict], questions_by_id: dict | None = None) -> dict:
     n = len(records)
-    correct = sum(bool(r.get("correct")) for r in records)
+    # a record's `correct` is None where the split has no answer (A-OKVQA test): accuracy
+    # is then absent (None), not 0.0
+    answered = [r for r in records if r.get("correct") is not None]
+    correct = sum(bool(r["correct"]) for r in answered)
     metrics = {
         "n_questions": n,
-        "n_correct": correct,
-        "accuracy": correct / n if n else 0.0,
+        "n_correct": correct if answered else None,
+        "accuracy": correct / len(answered) if answered else None,
         "n_unparsed": sum(r.get("parsed") is False for r in records),
         "n_errors": sum("error" in r for r in records),
         "errors": {r["question_id"]: r["error"] for r in records if "error" in r},
     }
+    if answered and len(answered) < n:
+        metrics["n_with_answer"] = len(answered)
     by_type = defaultdict(list)
-    for r in records:
+    for r in answered:
         if "question_type" in r:
             by_type[r["question_type"]].append(bool(r.get("correct")))
     if by_type:
@@ -54,8 +59,9 @@ def compute_metrics(records: list[dict], questions_by_id: dict | None = None) ->
         scores = [direct_answer_accuracy(r.get("direct_answer", ""),
                                          questions_by_id[r["question_id"]].direct_answers)
                   for r in records
-                  if not questions_by_id[r["question_id"]].difficult_direct_answer]
-        metrics["direct_answer_accuracy"] = sum(scores) / len(scores) if scores else 0.0
+                  if not questions_by_id[r["question_id"]].difficult_direct_answer
+                  and questions_by_id[r["question_id"]].direct_answers]
+        metrics["direct_answer_accuracy"] = sum(scores) / len(scores) if scores else None
         metrics["n_direct_answer"] = len(scores)
     flops = [r["flops"]["total"] for r in records if "flops" in r]
     if flops:
@@ -73,8 +79,23 @@ def merge_point(shard_paths: list, data_path, settings: dict, out_dir, point: st
     point_settings = PointSettings.from_dict(settings, where=f"point {point!r}")
     questions = load_questions(data_path, max_samples)
     by_id = {}
+    first = None
     for path in shard_paths:
-        for r in read_records(path):
+        fingerprint, shard_records = read_partial(path)
+        if fingerprint is not None:  # every shard made by the same inputs, at these settings
+            if fingerprint.get("settings") != point_settings.to_dict():
+                raise StaleRecordsError(
+                    f"point {point!r}: {path} was made by "
+                    f"{fingerprint_difference(fingerprint, {**fingerprint, 'settings': point_settings.to_dict()})}"
+                    f"; rerun its evaluation (delete it, or snakemake -R evaluate)")
+            if first is None:
+                first = (path, fingerprint)
+            elif fingerprint_difference(first[1], fingerprint):
+                raise StaleRecordsError(
+                    f"point {point!r}: {path} and {first[0]} were made by different inputs "
+                    f"({fingerprint_difference(first[1], fingerprint)}); rerun the point's "
+                    f"evaluation (delete its shards, or snakemake -R evaluate)")
+        for r in shard_records:
             by_id[r["question_id"]] = r
     missing = [q.question_id for q in questions if q.question_id not in by_id]
     if missing:
@@ -91,6 +112,7 @@ def merge_point(shard_paths: list, data_path, settings: dict, out_dir, point: st
     metrics = {"point": point, **compute_metrics(records, {q.question_id: q for q in questions}),
                "settings": point_settings.to_dict(), "prompt_template": template,
                "prompt_text": template_text(template), "model": model, "data": str(data_path),
-               "max_samples": max_samples, "code": code_version()}
+               "max_samples": max_samples, "code": code_version(),
+               "fingerprint": first[1] if first else None}
     _write_json(out_dir / "metrics.json", metrics)
     return metrics

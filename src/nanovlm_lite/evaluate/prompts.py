@@ -6,7 +6,7 @@ Fields a template may use: {question}, {options} (one "A. choice" per line),
 """
 from __future__ import annotations
 
-LETTERS = "ABCDEFGHIJ"
+from ..data.aokvqa import LETTERS  # the loader refuses questions with more choices
 
 TEMPLATES = {
     # MCQ, answered with a letter (letter and generate scoring)
@@ -27,8 +27,18 @@ def template_text(name_or_template: str) -> str:
         return TEMPLATES[name_or_template]
     if "{question}" in name_or_template:
         return name_or_template
-    raise ValueError(f"prompt {name_or_template!r}: not a template name ({sorted(TEMPLATES)}) "
-                     f"and not a literal template containing {{question}}")
+    import difflib
+    close = difflib.get_close_matches(name_or_template, TEMPLATES, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise ValueError(f"prompt {name_or_template!r} is not a template name; {hint}known: "
+                     f"{', '.join(sorted(TEMPLATES))} (or a literal template, which contains "
+                     f"{{question}})")
+
+
+def check_template(name_or_template: str) -> None:
+    """ValueError unless the template is known (or literal) and renders: a misspelt name,
+    an unknown {field} or a stray brace is found before any question is asked."""
+    render(name_or_template, "q", ["a", "b"])
 
 
 def render(name_or_template: str, question: str, choices: list[str] | None = None) -> str:
@@ -40,11 +50,15 @@ def render(name_or_template: str, question: str, choices: list[str] | None = Non
         "options_inline": " ".join(f"{l}. {c}" for l, c in zip(letters, choices)),
         "letters": (", ".join(letters[:-1]) + " or " + letters[-1]) if len(letters) > 1 else letters,
     }
+    template = template_text(name_or_template)
     try:
-        return template_text(name_or_template).format(**fields)
+        return template.format(**fields)
     except KeyError as e:
         raise ValueError(f"prompt template {name_or_template!r} uses unknown field {e}; "
-                         f"known: {sorted(fields)}") from None
+                         f"known: {', '.join('{' + f + '}' for f in fields)}") from None
+    except (ValueError, IndexError, AttributeError) as e:  # a stray brace, {}, {0}, {question.x}
+        raise ValueError(f"prompt template {name_or_template!r} is not a valid format string "
+                         f"({e}); write a literal brace as {{{{ or }}}}") from None
 
 
 def mcq_prompt_name(settings) -> str:

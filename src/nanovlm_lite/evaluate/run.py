@@ -2,12 +2,21 @@
 
 Records are appended to a `.partial` JSONL as batches finish, so an interrupted run
 resumes where it stopped; the finished file appears only when every question is done.
+The partial's first line is the fingerprint of what determines its records (the point's
+settings, the model, the prompt text, the dtype and the code that makes records), and
+each record carries a hash of its question's content (text, choices, answers, image): a
+rerun resumes the partial only if the fingerprint is the same, and otherwise sets it aside
+as `.stale` (numbered, never overwritten), says why, and starts over; records of
+questions whose content changed are set aside the same way and redone.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import io
 import json
 import os
+import sys
 from pathlib import Path
 
 import torch
@@ -20,7 +29,157 @@ from ..model.image_processing import capped_grid, tile_grid
 from ..settings import PointSettings
 from .direct_answer import score_direct
 from .mcq import SCORERS
-from .prompts import mcq_prompt_name, render
+from .prompts import mcq_prompt_name, render, template_text
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+# the package code a record comes from, as patterns under src/nanovlm_lite/ (a directory
+# means every .py under it); the evaluate rule lists the same as its code inputs
+RECORD_CODE = ("model/", "evaluate/", "reduce/", "data/", "settings.py",
+               "engine.py", "engine/", "lm.py", "plan*.py", "plan/", "flops*.py", "flops/",
+               "sidecar.py")
+FINGERPRINT_FORMAT = 1
+
+
+class StaleRecordsError(ValueError):
+    """Finished records that were made by other settings, model, data or code."""
+
+
+# ------------------------------------------------------------------ what made the records
+def _sha256(data_or_path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    if isinstance(data_or_path, (bytes, bytearray)):
+        digest.update(data_or_path)
+    else:
+        with open(data_or_path, "rb") as f:
+            while block := f.read(chunk):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def record_code_sha256() -> str:
+    """A hash of the package source files that RECORD_CODE names (paths and contents)."""
+    files = set()
+    for pattern in RECORD_CODE:
+        if pattern.endswith("/"):
+            files.update(PACKAGE_DIR.joinpath(pattern).rglob("*.py"))
+        else:
+            files.update(PACKAGE_DIR.glob(pattern))
+    digest = hashlib.sha256()
+    for path in sorted(f for f in files if f.is_file() and "__pycache__" not in f.parts):
+        digest.update(str(path.relative_to(PACKAGE_DIR)).encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def weights_identity(path) -> dict | None:
+    """A multi-GB weights file by size, mtime and a hash of its safetensors header (tensor
+    names, dtypes, shapes, offsets), not by a content hash: that would read the whole file
+    again in every shard job. Training and downloads always write a new mtime, so a changed
+    file never passes for the old one; a mere copy or touch restarts a shard (never mixes)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    stat = path.stat()
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        header = f.read(min(n, 100 << 20))
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "header_sha256": _sha256(header)[:16]}
+
+
+@functools.lru_cache(maxsize=8)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    return _sha256(path)
+
+
+def data_identity(path) -> dict:
+    """A dataset file by a hash of its whole content (training.json keeps it): reading
+    the images once more costs little next to training on them."""
+    stat = Path(path).stat()
+    return {"size": stat.st_size, "sha256": _file_sha256(str(Path(path).resolve()), stat.st_size,
+                                                         stat.st_mtime_ns)[:16]}
+
+
+def question_sha256(q: Question) -> str:
+    """A question's content (text, choices, answers, image bytes): each record carries it,
+    so a resumed run redoes exactly the questions whose content changed since."""
+    digest = hashlib.sha256(json.dumps([q.question_id, q.question, q.choices, q.correct_choice_idx,
+                                        q.direct_answers, q.difficult_direct_answer]).encode())
+    digest.update(hashlib.sha256(q.image_bytes or b"").digest())
+    return digest.hexdigest()[:16]
+
+
+def model_identity(engine) -> dict:
+    from ..sidecar import SIDECAR_NAME
+    config = json.dumps(engine.cfg.to_dict(), sort_keys=True).encode()
+    identity = {"config_sha256": _sha256(config)[:16], "weights": None, "sidecar": None}
+    if engine.model_dir is not None:
+        identity["weights"] = weights_identity(Path(engine.model_dir) / "model.safetensors")
+        identity["sidecar"] = weights_identity(Path(engine.model_dir) / SIDECAR_NAME)
+    return identity
+
+
+def record_fingerprint(engine, settings: PointSettings) -> dict:
+    """What determines every record besides its question (JSON-ready): the settings, the
+    prompt text, the model, the dtype and the code. Each record carries its question's
+    content hash (question_sha256), so the dataset is checked question by question."""
+    import transformers
+    template = mcq_prompt_name(settings)
+    prompts = {template: template_text(template)}
+    if settings.direct_answer:
+        prompts["da"] = template_text("da")
+    fingerprint = {
+        "format": FINGERPRINT_FORMAT, "settings": settings.to_dict(), "prompt": prompts,
+        "model": model_identity(engine), "dtype": str(engine.dtype).replace("torch.", ""),
+        "code": {"sources_sha256": record_code_sha256(), "torch": torch.__version__,
+                 "transformers": transformers.__version__}}
+    return json.loads(json.dumps(fingerprint))
+
+
+def fingerprint_difference(old: dict | None, new: dict) -> str | None:
+    """None when `old` made the same records as `new` would; else what differs, in words."""
+    if old is None:
+        return "an older nanovlm-lite (no fingerprint)"
+    parts = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if a == b:
+            continue
+        if key == "settings" and isinstance(a, dict) and isinstance(b, dict):
+            changed = [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
+                       if a.get(k) != b.get(k)]
+            parts.append(f"other settings ({', '.join(changed)})")
+        else:
+            parts.append({"model": "another model", "prompt": "another prompt text", "code": "other code",
+                          "dtype": f"dtype {a} (now {b})"}.get(key, f"another {key}"))
+    return "; ".join(parts) or None
+
+
+def stale_name(path: Path) -> Path:
+    """`path.stale`, or .stale.1, .stale.2, ... when older ones exist (never overwritten)."""
+    path = Path(path)
+    target, n = path.with_name(path.name + ".stale"), 0
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.stale.{n}")
+    return target
+
+
+def set_aside(path: Path) -> Path:
+    """Rename `path` to its next free `.stale` name."""
+    target = stale_name(path)
+    os.replace(path, target)
+    return target
+
+
+def write_records(path: Path, records: list[dict], fingerprint: dict | None = None) -> Path:
+    """A records JSONL written atomically, the fingerprint (if any) as its first line."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    lines = ([json.dumps({"fingerprint": fingerprint})] if fingerprint is not None else [])
+    tmp.write_text("".join(line + "\n" for line in lines + [json.dumps(r) for r in records]))
+    os.replace(tmp, path)
+    return path
 
 
 def estimated_tiles(engine, question: Question, settings: PointSettings) -> int:
@@ -84,32 +243,65 @@ def question_record(q: Question, prompt, text, image_size, settings) -> dict:
     return rec
 
 
-def read_records(path: Path) -> list[dict]:
-    """Records of a (possibly interrupted) JSONL; a torn last line is dropped."""
-    records = []
+def read_partial(path: Path) -> tuple[dict | None, list[dict]]:
+    """(fingerprint or None, records) of a (possibly interrupted) records JSONL; a torn
+    last line is dropped."""
+    fingerprint, records = None, []
     if not Path(path).exists():
-        return records
-    for line in Path(path).read_text().splitlines():
+        return fingerprint, records
+    for n, line in enumerate(Path(path).read_text().splitlines()):
         try:
-            records.append(json.loads(line))
+            item = json.loads(line)
         except json.JSONDecodeError:
             break
-    return records
+        if n == 0 and "fingerprint" in item and "question_id" not in item:
+            fingerprint = item["fingerprint"]
+        else:
+            records.append(item)
+    return fingerprint, records
+
+
+def read_records(path: Path) -> list[dict]:
+    """Records of a (possibly interrupted) JSONL, without its fingerprint line."""
+    return read_partial(path)[1]
 
 
 def evaluate_questions(engine, questions: list[Question], settings: PointSettings,
                        batch_size: int = 8, partial_path: Path | None = None,
-                       num_workers: int = 0, progress: bool = True, flops: bool = True) -> list[dict]:
+                       num_workers: int = 0, progress: bool = True, flops: bool = True,
+                       fingerprint: dict | None = None) -> list[dict]:
     """Scores every question; with `partial_path`, appends records there and skips the
-    questions it already holds. Returns all records in question order."""
+    questions it already holds, if its fingerprint is this run's (`fingerprint`, by
+    default from the engine, settings and questions); a partial made otherwise is set
+    aside as `.stale` and the questions start over. Returns all records in question order."""
     settings.check_against(engine.cfg)
-    done = {}
-    if partial_path and Path(partial_path).exists():
-        done = {r["question_id"]: r for r in read_records(partial_path)}
-        # rewrite without a line torn by the interruption, so appended records stay readable
-        tmp = Path(partial_path).with_name(Path(partial_path).name + ".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in done.values()))
-        os.replace(tmp, partial_path)
+    done, kept = {}, []
+    content = {q.question_id: question_sha256(q) for q in questions}
+    if partial_path:
+        partial_path = Path(partial_path)
+        if fingerprint is None:
+            fingerprint = record_fingerprint(engine, settings)
+        if partial_path.exists():
+            found, records = read_partial(partial_path)
+            reason = fingerprint_difference(found, fingerprint)
+            if reason:
+                stale = set_aside(partial_path)
+                print(f"{partial_path}: its {len(records)} records were made by {reason}; set "
+                      f"aside as {stale.name}, starting over", file=sys.stderr, flush=True)
+                records = []
+            changed = [r for r in records if r["question_id"] in content
+                       and r.get("question_sha256") != content[r["question_id"]]]
+            if changed:
+                stale = write_records(stale_name(partial_path), changed, found)
+                print(f"{partial_path}: {len(changed)} records are of questions whose content "
+                      f"(text, choices, answers or image) has changed; set aside as {stale.name}, "
+                      f"redoing them", file=sys.stderr, flush=True)
+            changed_ids = {id(r) for r in changed}
+            kept = [r for r in records if id(r) not in changed_ids]
+            done = {r["question_id"]: r for r in kept if r["question_id"] in content}
+        # rewrite without a line torn by the interruption, so appended records stay readable;
+        # records of questions outside this selection stay (a later, wider run reuses them)
+        write_records(partial_path, kept, fingerprint)
     todo = [q for q in questions if q.question_id not in done]
     template = mcq_prompt_name(settings)
     dataset = PromptDataset(engine, todo, settings, template)
@@ -137,6 +329,7 @@ def evaluate_questions(engine, questions: list[Question], settings: PointSetting
             for i, prompt, _, text, size, error in batch:
                 q = todo[i]
                 rec = question_record(q, prompt, text, size, settings)
+                rec["question_sha256"] = content[q.question_id]
                 if error is not None:
                     rec.update({"error": error, "predicted_idx": None, "correct": False})
                 else:
@@ -145,6 +338,8 @@ def evaluate_questions(engine, questions: list[Question], settings: PointSetting
                                       and rec["predicted_idx"] == q.correct_choice_idx)
                     if flops:
                         rec["flops"] = question_flops(engine.cfg, settings, rec)
+                if q.correct_choice_idx is None:  # a split without answers: nothing to score
+                    rec["correct"] = None
                 done[q.question_id] = rec
                 if sink:
                     sink.write(json.dumps(rec) + "\n")
@@ -182,6 +377,9 @@ def evaluate_shard(model, data_path, settings: dict, shard: int, n_shards: int, 
     partial = out_path.with_name(out_path.name + ".partial")
     if num_workers is None:
         num_workers = 2 if engine.device.type == "cuda" else 0
-    evaluate_questions(engine, questions, point, batch_size, partial, num_workers=num_workers)
-    os.replace(partial, out_path)
+    fingerprint = record_fingerprint(engine, point)
+    records = evaluate_questions(engine, questions, point, batch_size, partial,
+                                 num_workers=num_workers, fingerprint=fingerprint)
+    write_records(out_path, records, fingerprint)  # this shard's questions, in order
+    partial.unlink()
     return out_path

@@ -16,7 +16,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ..hub import HubUnreachableError, hub_error_message
-from .config import VLMConfig, load_config, preset_path, save_config
+from .config import VLMConfig, load_config, preset_names, preset_path, save_config
 
 TIED_METADATA = {"decoder.token_embedding.weight": "decoder.head.weight"}
 
@@ -239,22 +239,37 @@ def download_model(repo_id: str, dest=None, revision: str | None = None) -> Path
 
 def resolve_model(model: str, revision: str | None = None) -> tuple[Path, Path | None]:
     """(config path, weights path or None). Accepts a checkpoint directory, a config.json,
-    a preset name (architecture only, no weights) or a hub id."""
-    path = Path(model)
+    a preset name (architecture only, no weights) or a hub id (org/name). A name meant as a
+    local path (./x, ~/x, /x, a/b/c, or org/name where org/ is a local folder) that does not
+    exist is a CheckpointError saying so, never a hub lookup."""
+    from .prompt import HUB_ID, is_path_like
+    text = str(model)
+    path = Path(text).expanduser()
     if path.is_dir():
-        if not (path / "config.json").exists():
+        if not (path / "config.json").is_file():
             raise CheckpointError(f"{path}: no config.json (expected upstream nanoVLM's format: "
                                   f"config.json + model.safetensors)")
         weights = path / "model.safetensors"
         return path / "config.json", weights if weights.exists() else None
-    if path.suffix == ".json" and path.exists():
-        return path, None
-    preset = preset_path(model)
+    if path.is_file():
+        if path.suffix == ".json":
+            return path, None
+        raise CheckpointError(f"model {text!r}: a file, not a checkpoint; give the directory that "
+                              f"holds config.json + model.safetensors, a config.json, a preset "
+                              f"({', '.join(preset_names())}) or a hub id (org/name)")
+    preset = preset_path(text)
     if preset is not None:
         return preset, None
-    if path.exists() or model.startswith((".", "/")) or model.count("/") != 1:
+    first = Path(text).parts[0] if Path(text).parts else text
+    local_parent = "/" in text and Path(first).expanduser().is_dir()
+    if is_path_like(text) or local_parent or path.suffix in (".json", ".safetensors"):
+        where = (f" ({first}/ exists here, so this names a local directory, not a hub id)"
+                 if local_parent and not is_path_like(text) else "")
+        raise CheckpointError(f"model {text!r}: no such directory or file{where}; a checkpoint "
+                              f"directory holds config.json + model.safetensors")
+    if not HUB_ID.fullmatch(text):
         raise CheckpointError(
-            f"--model {model!r}: not a checkpoint directory, a config.json, a preset "
-            f"(nanovlm-460m) or a hub id of the form org/name")
-    snapshot = download_model(model, revision=revision)
+            f"model {text!r}: not a checkpoint directory, a config.json, a preset "
+            f"({', '.join(preset_names())}) or a hub id of the form org/name")
+    snapshot = download_model(text, revision=revision)
     return snapshot / "config.json", snapshot / "model.safetensors"

@@ -93,6 +93,14 @@ class VLMConfig:
             raise ConfigError(
                 f"{source}: unknown key(s) {unknown}; upstream nanoVLM's VLMConfig has no such "
                 f"field and would refuse this config. Known keys: {sorted(known)}")
+        from ..fieldtypes import check_value, field_types
+        data = dict(data)
+        types = field_types(cls)
+        for key, value in data.items():
+            try:
+                data[key] = check_value(value, types[key])
+            except ValueError as e:
+                raise ConfigError(f"{source}: {key} must be {e}, got {value!r}") from None
         cfg = cls(**data)
         cfg.check(source)
         return cfg
@@ -100,6 +108,17 @@ class VLMConfig:
     def check(self, source: str = "config") -> None:
         def bad(msg):
             raise ConfigError(f"{source}: {msg}")
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.type == "int" and value < 1:
+                bad(f"{f.name} must be >= 1, got {value}")
+            if f.name.endswith("_dropout") and not 0.0 <= value < 1.0:
+                bad(f"{f.name} must be in [0, 1), got {value}")
+            if f.name.endswith(("_eps", "_scaling")) and not value > 0:
+                bad(f"{f.name} must be > 0, got {value}")
+        missing = [k for k in ("image_token", "global_image_token") if k not in self.vlm_extra_tokens]
+        if missing:
+            bad(f"vlm_extra_tokens lacks {missing} (upstream's image tokens)")
         if self.vit_img_size % self.vit_patch_size:
             bad(f"vit_img_size {self.vit_img_size} is not a multiple of vit_patch_size "
                 f"{self.vit_patch_size}")

@@ -1,6 +1,7 @@
 """Build a NanoVLM from a checkpoint directory, a hub id, a config.json or a preset."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import torch
@@ -15,10 +16,48 @@ def default_dtype(device: str) -> torch.dtype:
     return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
 
 
+class DeviceError(ValueError):
+    """A device this torch build or machine cannot use."""
+
+
+DEVICE = re.compile(r"(cpu|cuda|mps|meta)(?::(\d+))?")
+
+
+def check_device(device) -> str:
+    """`device` if this torch can use it (auto, cpu, cuda, cuda:N, mps); else a DeviceError
+    that says why and what to do (a CPU-only build, no visible GPU, an index out of range)."""
+    text = str(device).strip()
+    if text == "auto":
+        return text
+    m = DEVICE.fullmatch(text)
+    if not m:
+        hint = " (did you mean cuda?)" if text.lower() in ("gpu", "cuda0", "nvidia") else ""
+        raise DeviceError(f"device {text!r}: expected auto, cpu, cuda, cuda:N or mps{hint}")
+    kind, index = m.group(1), m.group(2)
+    if kind == "cuda":
+        if torch.version.cuda is None and getattr(torch.version, "hip", None) is None:
+            raise DeviceError(
+                f"device {text!r}: this torch ({torch.__version__}) is a CPU-only build; install "
+                f"a CUDA build of torch to use the GPU, or use --device cpu (or auto)")
+        n = torch.cuda.device_count()
+        if n == 0:
+            raise DeviceError(
+                f"device {text!r}: no CUDA device is visible (torch.cuda.device_count() is 0); "
+                f"check the driver and CUDA_VISIBLE_DEVICES, or use --device cpu (or auto)")
+        if index is not None and int(index) >= n:
+            raise DeviceError(f"device {text!r}: only {n} CUDA device(s) visible "
+                              f"(cuda:0..cuda:{n - 1})")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise DeviceError(f"device {text!r}: MPS is not available in this torch build or on "
+                          f"this machine (Apple silicon only); use --device cpu (or auto)")
+    return text
+
+
 def resolve_device(device: str | None) -> str:
-    if device in (None, "auto"):
+    """A usable device: `auto` (or None) is cuda when a GPU is visible, else cpu."""
+    if device is None or check_device(device) == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
+    return str(device).strip()
 
 
 def build_model(cfg: VLMConfig, device: str = "cpu", dtype: torch.dtype = torch.float32) -> NanoVLM:
@@ -39,6 +78,13 @@ def load_model(model: str, revision: str | None = None, device: str | None = "cp
     dtype = dtype or default_dtype(device)
     config_path, weights_path = resolve_model(model, revision)
     cfg = load_config(config_path)
+    if weights_path is None and not random_weights and config_path.name == "config.json" \
+            and Path(str(model)).expanduser().is_dir():
+        from .checkpoint import CheckpointError
+        raise CheckpointError(
+            f"{config_path.parent}: no model.safetensors beside config.json (a checkpoint "
+            f"directory holds both); FLOP counting needs only the config: "
+            f"nanovlm-lite flops --model {model}")
     model_dir = config_path.parent if weights_path is not None else None
     if weights_path is None and not random_weights:
         return build_model(cfg, "meta", dtype), None

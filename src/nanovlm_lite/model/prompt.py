@@ -7,6 +7,8 @@ n x `<|image|>` per tile, row-major; it goes in front of the user's text in one 
 """
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 from transformers import AutoTokenizer
@@ -14,12 +16,27 @@ from transformers import AutoTokenizer
 from .config import VLMConfig
 
 
+class TokenizerError(ValueError):
+    """A tokenizer that is missing, or not the one the checkpoint was trained with."""
+
+
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def is_path_like(name: str) -> bool:
+    """A name meant as a local path, never a hub id: ./x, ../x, /x, ~/x, a/b/c, a\\b."""
+    return (name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
+            or (name.count("/") == 1 and not HUB_ID.fullmatch(name)))
+
+
 def resolve_tokenizer_source(cfg: VLMConfig, model_dir: Path | None, override: str | None) -> str:
     """Where to load the tokenizer from: --tokenizer, a directory relative to the
     checkpoint (the fixture's `lm_tokenizer: "tokenizer"`), a `tokenizer/` folder that our
-    download step puts beside the weights, or else the hub id in `lm_tokenizer`."""
+    download step puts beside the weights, or else the hub id in `lm_tokenizer`. An
+    `lm_tokenizer` that is not a hub id (org/name) means a directory beside the checkpoint:
+    that path is returned even when it is missing, so build_tokenizer names it."""
     if override:
-        return str(override)
+        return os.path.expanduser(str(override)) if is_path_like(str(override)) else str(override)
     if model_dir is not None:
         relative = Path(model_dir) / cfg.lm_tokenizer
         if relative.is_dir():
@@ -27,18 +44,72 @@ def resolve_tokenizer_source(cfg: VLMConfig, model_dir: Path | None, override: s
         beside = Path(model_dir) / "tokenizer"
         if beside.is_dir():
             return str(beside)
+        if not HUB_ID.fullmatch(cfg.lm_tokenizer):
+            return str(relative)
     return cfg.lm_tokenizer
 
 
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """One TCP connect to the hub's endpoint, so a machine without network is told at once
+    instead of after a minute of download retries (behind a proxy: assumed reachable)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY",
+                                       "http_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    url = urlsplit(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)),
+                                 timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _from_pretrained(source: str, **kwargs):
+    """AutoTokenizer from a directory; a hub id from the local cache first, then the hub
+    (not reachable: a HubUnreachableError naming the tokenizer, without retries)."""
+    from huggingface_hub import constants
+
+    from ..hub import HubUnreachableError, hub_error_message, hub_offline, is_unreachable_error
+    if Path(source).is_dir():
+        return AutoTokenizer.from_pretrained(source, **kwargs)
+    what = f"tokenizer {source!r} (a hub id; no such local directory)"
+    try:
+        return AutoTokenizer.from_pretrained(source, local_files_only=True, **kwargs)
+    except OSError:
+        if hub_offline():
+            raise HubUnreachableError(hub_error_message(what, "HF_HUB_OFFLINE=1 is set")) from None
+    if not _hub_reachable():
+        raise HubUnreachableError(hub_error_message(
+            what, f"cannot connect to {constants.ENDPOINT}")) from None
+    try:
+        return AutoTokenizer.from_pretrained(source, **kwargs)
+    except OSError as e:
+        if is_unreachable_error(e) or is_unreachable_error(e.__cause__ or e):
+            raise HubUnreachableError(hub_error_message(what, type(e).__name__)) from None
+        raise TokenizerError(f"tokenizer {source!r}: {(str(e).splitlines() or [''])[0]}") from None
+
+
 def build_tokenizer(cfg: VLMConfig, source: str):
-    tokenizer = AutoTokenizer.from_pretrained(
+    """The checkpoint's tokenizer: upstream's extra tokens and chat template added. A
+    missing local directory is a TokenizerError at once (no hub call)."""
+    if not Path(source).is_dir() and (is_path_like(source) or not HUB_ID.fullmatch(source)):
+        relative = source != cfg.lm_tokenizer and Path(source).name == Path(cfg.lm_tokenizer).name
+        note = (f" (config.json's lm_tokenizer {cfg.lm_tokenizer!r}, looked for beside the "
+                f"checkpoint)" if relative else "")
+        raise TokenizerError(f"tokenizer {source!r}: no such directory{note}, and not a hub id "
+                             f"(org/name); put the tokenizer there or pass --tokenizer DIR|HUB_ID")
+    tokenizer = _from_pretrained(
         source, use_fast=True, extra_special_tokens=cfg.vlm_extra_tokens,
         chat_template=cfg.lm_chat_template)
     tokenizer.pad_token = tokenizer.eos_token
     expected = cfg.lm_base_vocab_size
     image_id = tokenizer.convert_tokens_to_ids(cfg.vlm_extra_tokens["image_token"])
     if image_id != expected:
-        raise ValueError(
+        raise TokenizerError(
             f"tokenizer {source}: {cfg.vlm_extra_tokens['image_token']} got id {image_id}, but the "
             f"model expects the extra tokens to start at lm_base_vocab_size={expected}; "
             f"is this the tokenizer the checkpoint was trained with?")

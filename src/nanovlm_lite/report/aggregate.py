@@ -73,6 +73,7 @@ def format_summary(df: pd.DataFrame) -> str:
         return "(no points)"
     lines = [f"{'point':<24} {'accuracy':>8} {'TFLOPs/q':>9}  settings"]
     for _, r in df.iterrows():
-        lines.append(f"{str(r['point']):<24} {r['accuracy']:>8.2%} "
+        accuracy = ("-" if pd.isna(r["accuracy"]) else f"{r['accuracy']:.2%}")  # no answers
+        lines.append(f"{str(r['point']):<24} {accuracy:>8} "
                      f"{r['tflops_per_question']:>9.4f}  {r.get('settings', '')}")
     return "\n".join(lines)

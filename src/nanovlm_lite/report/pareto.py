@@ -57,7 +57,12 @@ def plot_pareto(summary_csv, out_png, out_svg, threshold: float = 0.65,
     skipped = df[~(df[X] > 0)]
     if not skipped.empty:
         print(f"not plotted (no positive FLOPs count): {', '.join(map(str, skipped['point']))}")
-    df, baselines = split_baselines(df[df[X] > 0])
+    df = df[df[X] > 0]
+    unscored = df[df[Y].isna()]  # evaluated on a split without answers (accuracy null)
+    if not unscored.empty:
+        print(f"not plotted (no accuracy: the split has no answers): "
+              f"{', '.join(map(str, unscored['point']))}")
+    df, baselines = split_baselines(df[df[Y].notna()])
     front = pareto_front(df)
     best = cheapest_passing(df, threshold)
 

@@ -5,6 +5,7 @@ import argparse
 
 
 def add_train_parser(subparsers) -> argparse.ArgumentParser:
+    from ..cli import at_least, device
     p = subparsers.add_parser("train", help="train the demo model or fine-tune a checkpoint with a recipe")
     p.add_argument("--recipe", required=True,
                    help="recipe name (train/recipes.py): demo, demo-blind, demo-learned-pool, "
@@ -15,11 +16,11 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
                    help="a directory with train.parquet (and val.parquet, for validation) or a "
                         "train parquet in the A-OKVQA schema")
     p.add_argument("--out", required=True, help="output checkpoint directory")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto")
+    p.add_argument("--threads", type=at_least(1), default=1)
+    p.add_argument("--device", default="auto", type=device, help="cpu, cuda, cuda:1, mps or auto")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a point setting (YAML value) to train at, e.g. --set pool=learned; repeatable")
-    p.add_argument("--steps", type=int, default=None, help="override the recipe's step count")
+    p.add_argument("--steps", type=at_least(1), default=None, help="override the recipe's step count")
     p.add_argument("--resume", action="store_true",
                    help="continue from OUT/trainer_state.pt left by an interrupted run of the same "
                         "setup (without it, training starts over)")
@@ -36,8 +37,6 @@ def train_command(args) -> int:
     except ValueError as e:
         raise InputError(str(e)) from None
     overrides = {"steps": args.steps} if args.steps is not None else None
-    if args.steps is not None and args.steps < 1:
-        raise InputError(f"--steps must be >= 1, got {args.steps}")
     settings = parse_sets(args.set)
     if recipe.from_scratch:
         if args.model:

@@ -130,14 +130,73 @@ def _data_paths(data) -> tuple[Path, Path | None]:
     else:
         train_path, val_path = data, data.with_name("val.parquet")
     if not train_path.exists():
-        raise FileNotFoundError(f"{train_path}: no training data")
+        raise FileNotFoundError(f"{train_path}: no training data (give a directory with "
+                                f"train.parquet, or a train parquet)")
     if val_path == train_path or not val_path.exists():
         val_path = None
     return train_path, val_path
 
 
-def _finished(out_dir: Path) -> bool:
-    return (out_dir / "training.json").exists() and (out_dir / "model.safetensors").exists()
+class TrainingOutputError(ValueError):
+    """An output directory that already holds a model trained by another setup."""
+
+
+def training_setup(recipe: str, config: TrainConfig, settings, base_model=None,
+                   train_path=None, val_path=None) -> dict:
+    """What decides the trained model: recipe, training config, point settings, the base
+    checkpoint (config.json content, weights by size/mtime/header) and the data files
+    (content hashes). Kept in training.json, so a finished directory is only ever taken as
+    done for the same setup."""
+    import hashlib
+    import json
+
+    from ..evaluate.run import data_identity, weights_identity
+    from ..model.checkpoint import resolve_model
+    base = None
+    if base_model is not None:
+        config_path, weights_path = resolve_model(str(base_model))
+        base = {"config_sha256": hashlib.sha256(config_path.read_bytes()).hexdigest()[:16],
+                "weights": weights_identity(weights_path) if weights_path else None}
+    setup = {"recipe": recipe, "config": config.to_dict(), "settings": settings.to_dict(),
+             "base_model": base,
+             "train_data": data_identity(train_path) if train_path else None,
+             "val_data": data_identity(val_path) if val_path else None}
+    return json.loads(json.dumps(setup))
+
+
+def _answered(questions: list, path) -> list:
+    """Training needs answers: a split without them (A-OKVQA test) is refused by name."""
+    from ..data.aokvqa import DatasetError
+    missing = [q.question_id for q in questions if q.correct_choice_idx is None]
+    if missing:
+        raise DatasetError(f"{path}: {len(missing)} of {len(questions)} questions have no answer "
+                           f"(correct_choice_idx null; first: {missing[:3]}); a split without "
+                           f"answers can be evaluated, not trained or validated on")
+    return questions
+
+
+def _finished(out_dir: Path, setup: dict) -> bool:
+    """True when `out_dir` holds a model trained by this very setup; a TrainingOutputError
+    when it holds one trained by another (never taken as done, never silently replaced)."""
+    import json
+    record_path = out_dir / "training.json"
+    if not (record_path.exists() and (out_dir / "model.safetensors").exists()):
+        return False
+    try:
+        record = json.loads(record_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        record = {}
+    recorded = record.get("setup")
+    if recorded is None:  # written before training.json kept its setup: compare what it has
+        recorded = {"recipe": record.get("recipe"), "config": record.get("config")}
+        setup = {k: setup[k] for k in recorded}
+    diff = sorted(k for k in set(setup) | set(recorded) if setup.get(k) != recorded.get(k))
+    if not diff:
+        return True
+    raise TrainingOutputError(
+        f"{out_dir}: already holds a model trained by another setup (recipe "
+        f"{record.get('recipe')!r}; differs in {', '.join(diff)}); train into another "
+        f"directory, delete it, or train over it without --resume")
 
 
 def save_trained(engine, out_dir, record: dict) -> Path:
@@ -172,13 +231,15 @@ def train_demo_model(data_dir, out_dir, threads: int = 1, recipe: str = "demo",
         raise ValueError(f"recipe {recipe!r} fine-tunes a checkpoint; use finetune()")
     config = _with_overrides(spec, overrides)
     out_dir = Path(out_dir)
-    if resume and _finished(out_dir):
-        print(f"{out_dir}: already trained (training.json present); nothing to do")
+    settings = PointSettings.from_dict({**spec.settings, **(settings or {})})
+    train_path, val_path = _data_paths(data_dir)
+    setup = training_setup(recipe, config, settings, None, train_path, val_path)
+    if resume and _finished(out_dir, setup):
+        print(f"{out_dir}: already trained by this setup (training.json); nothing to do")
         return out_dir
     t0 = time.time()
-    train_path, val_path = _data_paths(data_dir)
-    questions = load_questions(train_path)
-    val = load_questions(val_path) if val_path else []
+    questions = _answered(load_questions(train_path), train_path)
+    val = _answered(load_questions(val_path), val_path) if val_path else []
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(max(1, threads))
     base_vocab = build_demo_tokenizer(questions, out_dir, spec.vocab_size)
@@ -186,11 +247,10 @@ def train_demo_model(data_dir, out_dir, threads: int = 1, recipe: str = "demo",
     torch.manual_seed(config.seed)
     model = build_model(cfg).float()
     engine = Engine(model, build_tokenizer(cfg, str(out_dir / TOKENIZER_DIR)), out_dir)
-    settings = PointSettings.from_dict({**spec.settings, **(settings or {})})
     result = train(engine, questions, settings, config, out_dir, val_questions=val,
                    threads=threads, resume=resume, progress=progress)
     record = {"recipe": recipe, "description": spec.description, "config": config.to_dict(),
-              "settings": settings.changed(), "architecture": spec.architecture,
+              "settings": settings.changed(), "setup": setup, "architecture": spec.architecture,
               "parameters": sum(p.numel() for p in model.parameters()),
               "train_questions": len(questions), "train_seconds": round(result.seconds, 1),
               "total_seconds": round(time.time() - t0, 1), "threads": threads,
@@ -231,22 +291,23 @@ def finetune(model, data_path, recipe: str, settings: dict | None, out_dir, thre
                                 overrides, resume, progress, settings)
     config = _with_overrides(spec, overrides)
     out_dir = Path(out_dir)
-    if resume and _finished(out_dir):
-        print(f"{out_dir}: already trained (training.json present); nothing to do")
+    point = PointSettings.from_dict({**spec.settings, **(settings or {})})
+    train_path, val_path = _data_paths(data_path)
+    setup = training_setup(recipe, config, point, model, train_path, val_path)
+    if resume and _finished(out_dir, setup):
+        print(f"{out_dir}: already trained by this setup (training.json); nothing to do")
         return out_dir
     t0 = time.time()
-    point = PointSettings.from_dict({**spec.settings, **(settings or {})})
+    questions = _answered(load_questions(train_path), train_path)
+    val = _answered(load_questions(val_path), val_path) if val_path else []
     torch.set_num_threads(max(1, threads))
     engine = load(str(model), device=device, dtype=torch.float32)
-    train_path, val_path = _data_paths(data_path)
-    questions = load_questions(train_path)
-    val = load_questions(val_path) if val_path else []
     out_dir.mkdir(parents=True, exist_ok=True)
     _carry_tokenizer(engine, out_dir)
     result = train(engine, questions, point, config, out_dir, val_questions=val,
                    threads=threads, resume=resume, progress=progress)
     record = {"recipe": recipe, "description": spec.description, "base_model": str(model),
-              "config": config.to_dict(), "settings": point.changed(),
+              "config": config.to_dict(), "settings": point.changed(), "setup": setup,
               "train_questions": len(questions), "train_seconds": round(result.seconds, 1),
               "total_seconds": round(time.time() - t0, 1), "threads": threads,
               "device": str(engine.device),

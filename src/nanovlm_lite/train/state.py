@@ -14,6 +14,10 @@ import torch
 STATE_NAME = "trainer_state.pt"
 
 
+class StateMismatchError(ValueError):
+    """A saved training state made by another setup than the run asked for."""
+
+
 def rng_state() -> dict:
     state = {"torch": torch.get_rng_state(), "python": random.getstate(),
              "numpy": np.random.get_state()}
@@ -55,7 +59,7 @@ def load_state(out_dir, *, model, optimizer, scheduler, fingerprint: dict) -> tu
     if state["fingerprint"] != fingerprint:
         diff = sorted(k for k in set(fingerprint) | set(state["fingerprint"])
                       if fingerprint.get(k) != state["fingerprint"].get(k))
-        raise ValueError(f"{path}: saved by a different training setup (differs in {diff}); "
+        raise StateMismatchError(f"{path}: saved by a different training setup (differs in {diff}); "
                          f"delete it or train into another directory")
     params = dict(model.named_parameters())
     with torch.no_grad():
