@@ -79,8 +79,8 @@ def place_labels(ax, items, obstacles, soft=(), markers=(), say=print) -> list[L
 
     `obstacles` (display-coordinate Bboxes: markers, legend, title) and the labels already
     placed must stay clear; `soft` ones (error bars) and leader lines through `markers`
-    (which would point at the wrong one) are avoided where possible. Where no offset is
-    clear of all, the least bad one wins: hard overlaps first, then soft, then distance.
+    (which would point at the wrong one) are weighed against distance: the offset that
+    wins overlaps least, then has the least soft overlap + distance.
     """
     from matplotlib.transforms import Bbox
 
@@ -96,22 +96,24 @@ def place_labels(ax, items, obstacles, soft=(), markers=(), say=print) -> list[L
         start = ax.transData.transform(xy)
         best, best_cost = None, None
         for dx, dy in _offsets():
+            r = math.hypot(dx, dy)
+            if best_cost is not None and best_cost[0] == 0 and best_cost[1] <= r:
+                break  # offsets only get further from here: none can do better
             ha, va = _alignment(dx, dy)
             ann.set_ha(ha), ann.set_va(va)
             ann.xyann = (dx, dy)
             box = ann.get_window_extent(renderer).padded(PAD)
             hard = (box.width * box.height - _overlap(box, inside)
                     + sum(_overlap(box, t) for t in taken))
+            # a little text over an error bar reads better than a long leader; a leader
+            # through another marker points at the wrong one
             light = sum(_overlap(box, t) for t in soft)
-            r = math.hypot(dx, dy)
             if r > LEADER_FROM:
                 end = (start[0] + dx * px_per_pt, start[1] + dy * px_per_pt)
-                light += 50 * _crossings(start, end, markers)
+                light += 100 * _crossings(start, end, markers)
             cost = (hard, light + r)
             if best_cost is None or cost < best_cost:
                 best, best_cost = (dx, dy, ha, va, box), cost
-            if hard == 0 and light == 0:
-                break
         dx, dy, ha, va, box = best
         if best_cost[0] > 0:
             say(f"plot: no free place for the label of {point}; put where it overlaps least")
