@@ -1,11 +1,14 @@
-# One table for the study, and its Pareto plot (shown by `snakemake --report`).
+# One table for the study, its Pareto plot and the one-page study report (all shown by
+# `snakemake --report`).
 
 
 rule aggregate:
     input:
         metrics=all_points("metrics.json"),
         flops=all_points("flops.json"),
-        code=package_sources("report/aggregate.py", "settings.py"),
+        records=all_points("records.jsonl"),  # per-question answers: the paired comparisons
+        code=package_sources("report/aggregate.py", "report/front.py", "report/format.py",
+                             "evaluate/stats.py", "settings.py"),
     output:
         report(
             "results/{study}/summary.csv",
@@ -16,6 +19,9 @@ rule aggregate:
         "logs/{study}/aggregate.log",
     benchmark:
         "results/{study}/benchmarks/aggregate.tsv"
+    params:
+        threshold=config["threshold"],
+        reference=config["reference_point"],
     threads: 1
     conda:
         "../envs/nanovlm-lite.yaml"
@@ -23,10 +29,15 @@ rule aggregate:
         "../workflow_scripts/aggregate.py"
 
 
+# The plot, and the page that shows it with the table, parity, prompts, data and code.
 rule pareto:
     input:
         summary="results/{study}/summary.csv",
-        code=package_sources("report/pareto.py"),
+        metrics=all_points("metrics.json"),
+        data=EVAL_DATA,
+        parity=PARITY_REPORT if UPSTREAM["enabled"] else [],
+        code=package_sources("report/pareto.py", "report/page.py", "report/front.py",
+                             "report/format.py"),
     output:
         png=report(
             "results/{study}/pareto.png",
@@ -38,6 +49,11 @@ rule pareto:
             caption="../config/report/pareto.rst",
             category="Pareto",
         ),
+        page=report(
+            "results/{study}/study.html",
+            caption="../config/report/study.rst",
+            category="Study",
+        ),
     log:
         "logs/{study}/pareto.log",
     benchmark:
@@ -45,6 +61,10 @@ rule pareto:
     params:
         threshold=config["threshold"],
         title=lambda w: f"{w.study}: accuracy vs inference FLOPs ({config['model']})",
+        study=STUDY,
+        model=config["model"],
+        dataset=DATASET,
+        upstream=UPSTREAM,
     threads: 1
     conda:
         "../envs/nanovlm-lite.yaml"
@@ -57,6 +77,9 @@ onsuccess:
     if os.path.exists(summary):
         import pandas as pd
         from nanovlm_lite.report.aggregate import format_summary
+        from nanovlm_lite.report.front import bar_points, format_bar
 
+        table = pd.read_csv(summary)
         print(f"\n{summary}:")
-        print(format_summary(pd.read_csv(summary)))
+        print(format_summary(table))
+        print(format_bar(bar_points(table, config["threshold"]), config["threshold"]))

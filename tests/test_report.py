@@ -36,7 +36,7 @@ def test_plot_labels_the_cheapest_point_over_the_bar(tmp_path):
     csv = tmp_path / "summary.csv"
     frame().to_csv(csv, index=False)
     png, svg = tmp_path / "pareto.png", tmp_path / "pareto.svg"
-    assert plot_pareto(csv, png, svg, threshold=0.65, title="t") == "cheap"
+    assert plot_pareto(csv, png, svg, threshold=0.65, title="t").estimate == "cheap"
     assert png.stat().st_size > 0 and svg.stat().st_size > 0
     assert "cheap" in svg.read_text()
 
@@ -45,7 +45,7 @@ def test_plot_says_when_no_point_clears_the_bar(tmp_path):
     csv = tmp_path / "summary.csv"
     frame().to_csv(csv, index=False)
     svg = tmp_path / "p.svg"
-    assert plot_pareto(csv, tmp_path / "p.png", svg, threshold=0.9) is None
+    assert plot_pareto(csv, tmp_path / "p.png", svg, threshold=0.9) == (None, None)
     assert "no point reaches 90%" in svg.read_text()
 
 
@@ -57,7 +57,7 @@ def test_blank_image_baselines_are_a_line_not_a_point_on_the_front(tmp_path):
     csv = tmp_path / "summary.csv"
     pd.concat([df, blind]).to_csv(csv, index=False)
     svg = tmp_path / "p.svg"
-    assert plot_pareto(csv, tmp_path / "p.png", svg, threshold=0.65) == "cheap"
+    assert plot_pareto(csv, tmp_path / "p.png", svg, threshold=0.65).estimate == "cheap"
     assert "blind: blank images (68.0%)" in svg.read_text()
     from nanovlm_lite.report.pareto import split_baselines
     points, baselines = split_baselines(pd.read_csv(csv))
@@ -124,6 +124,241 @@ def test_a_point_without_accuracy_is_summarised_and_left_off_the_plot(point_file
     csv = tmp_path / "summary.csv"
     aggregate(metrics, flops, csv)
     assert "global-256" in capsys.readouterr().out
-    best = plot_pareto(csv, tmp_path / "p.png", tmp_path / "p.svg", threshold=0.65)
-    assert best == "default"
-    assert "not plotted (no accuracy: the split has no answers): global-256" in capsys.readouterr().out
+    chosen = plot_pareto(csv, tmp_path / "p.png", tmp_path / "p.svg", threshold=0.65)
+    assert chosen.estimate == "default"
+    assert "(no accuracy: evaluated on data without answers): global-256" in capsys.readouterr().out
+
+
+# ---- intervals, paired comparisons and the bar two ways ------------------------------
+
+from nanovlm_lite.evaluate.stats import mcnemar_exact, wilson_interval  # noqa: E402
+from nanovlm_lite.report.front import bar_points, choose_reference  # noqa: E402
+
+
+def bar_frame():
+    """Estimate and lower bound disagree: `cheap` clears 65% by its estimate only."""
+    return pd.DataFrame({
+        "point": ["nodata", "blind", "cheap", "mid", "big"],
+        "tflops_per_question": [0.02, 0.05, 0.10, 0.30, 1.00],
+        "accuracy": [None, 0.80, 0.66, 0.70, 0.74],
+        "accuracy_low": [None, 0.78, 0.62, 0.66, 0.71],
+        "accuracy_high": [None, 0.82, 0.70, 0.74, 0.77],
+        "blank_images": [None, True, None, None, None],
+    })
+
+
+def test_bar_two_ways_picks_different_points(capsys):
+    chosen = bar_points(bar_frame(), 0.65)
+    assert chosen.estimate == "cheap" and chosen.lower_bound == "mid"
+    # the blank-image baseline clears both but is no answer; the point without an
+    # accuracy is left out with a note, not a crash
+    assert "nodata" in capsys.readouterr().out
+    assert bar_points(bar_frame(), 0.72) == ("big", None)
+    assert bar_points(bar_frame(), 0.70) == ("mid", "big")
+    assert bar_points(bar_frame(), 0.9) == (None, None)
+
+
+def test_plot_marks_both_points(tmp_path):
+    csv = tmp_path / "summary.csv"
+    bar_frame().to_csv(csv, index=False)
+    svg = tmp_path / "p.svg"
+    chosen = plot_pareto(csv, tmp_path / "p.png", svg, threshold=0.65)
+    assert chosen == ("cheap", "mid")
+    text = svg.read_text()
+    assert "cheapest with accuracy &gt;= 65%" in text
+    assert "cheapest with 95% lower bound &gt;= 65%" in text
+    assert "66.0% [62.0, 70.0]" in text  # the marked point's label carries its interval
+
+
+def test_default_reference_is_the_most_expensive_plain_point():
+    df = pd.DataFrame({"point": ["a", "b-ft", "c", "blind", "test-split"],
+                       "tflops_per_question": [1.0, 5.0, 2.0, 9.0, 10.0],
+                       "accuracy": [0.5, 0.6, 0.55, 0.4, None],
+                       "finetune": [None, "recipe", None, None, None],
+                       "blank_images": [None, None, None, True, None]})
+    assert choose_reference(df) == "c"
+    assert choose_reference(df, "a") == "a"
+    with pytest.raises(ValueError, match="reference_point 'zz'"):
+        choose_reference(df, "zz")
+    with pytest.raises(ValueError, match="no accuracy"):
+        choose_reference(df, "test-split")
+
+
+def write_records(path, answers):
+    path.write_text("".join(json.dumps(
+        {"question_id": f"q{i}", **({"error": "bad image", "correct": False} if a is None
+                                    else {"correct": bool(a)})}) + "\n"
+        for i, a in enumerate(answers)))
+    return path
+
+
+@pytest.fixture
+def paired_files(tmp_path):
+    """Three points on the same 12 questions (one an error), and one on data without answers."""
+    answers = {
+        "full": [1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0],     # 9/12, the most expensive plain
+        "cheap": [1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0, None],  # 7/12: 3 lost, 1 won vs full
+        "blind": [1, 0, 0, 1, 0, 0, 1, 0, 0, 0, 1, 0],     # a blank-image baseline
+        "test": [None] * 12,
+    }
+    cost = {"full": 2.0, "cheap": 0.5, "blind": 2.0, "test": 2.0}
+    settings = {"full": {}, "cheap": {"global_only": True}, "blind": {"blank_images": True},
+                "test": {}}
+    metrics, flops, records = [], [], []
+    for name, ans in answers.items():
+        d = tmp_path / name
+        d.mkdir()
+        n_correct = sum(a == 1 for a in ans)
+        acc = None if name == "test" else n_correct / 12
+        low, high = (None, None) if acc is None else wilson_interval(n_correct, 12)
+        metrics.append(write(d / "metrics.json", {
+            "point": name, "accuracy": acc, "accuracy_low": low, "accuracy_high": high,
+            "n_questions": 12, "n_correct": n_correct, "settings": settings[name],
+            "accuracy_by_type": {"yes/no": 0.5}, "accuracy_by_type_low": {"yes/no": 0.2},
+            "accuracy_by_type_high": {"yes/no": 0.8}, "n_by_type": {"yes/no": 12},
+            "prompt_template": "default",
+            "code": {"git_commit": "0123456789abcdef", "source_sha256": "feedface"}}))
+        flops.append(write(d / "flops.json", {"tflops_per_question": cost[name],
+                                              "n_questions": 12}))
+        if name == "test":  # no answers: records without `correct`
+            (d / "records.jsonl").write_text("".join(
+                json.dumps({"question_id": f"q{i}"}) + "\n" for i in range(12)))
+            records.append(d / "records.jsonl")
+        else:
+            records.append(write_records(d / "records.jsonl", ans))
+    return metrics, flops, records
+
+
+def test_aggregate_writes_intervals_and_paired_comparisons(paired_files, tmp_path, capsys):
+    metrics, flops, records = paired_files
+    out = tmp_path / "summary.csv"
+    aggregate(metrics, flops, out, records_paths=records, threshold=0.5)
+    df = pd.read_csv(out).set_index("point")
+    for col in ["accuracy_low", "accuracy_high", "accuracy_diff", "accuracy_diff_low",
+                "accuracy_diff_high", "mcnemar_p", "reference", "cheapest_over_bar",
+                "accuracy_yes_no", "accuracy_yes_no_low", "accuracy_yes_no_high", "n_yes_no",
+                "prompt_template", "code_version"]:
+        assert col in df.columns, col
+    assert (df["reference"] == "full").all()  # the most expensive plain point with answers
+    cheap = df.loc["cheap"]
+    assert cheap["accuracy"] == pytest.approx(7 / 12)
+    assert (cheap["accuracy_low"], cheap["accuracy_high"]) == pytest.approx(wilson_interval(7, 12))
+    # against full: only full right on q6, q7, q8, only cheap right on q9; q11 is wrong
+    # for both (cheap's error counts as wrong): p = 2 (1 + 4) / 16
+    assert cheap["accuracy_diff"] == pytest.approx(-2 / 12)
+    assert cheap["mcnemar_p"] == pytest.approx(0.625) == mcnemar_exact(3, 1)
+    assert cheap["accuracy_diff_low"] < -2 / 12 < cheap["accuracy_diff_high"]
+    full = df.loc["full"]
+    assert (full["accuracy_diff"], full["mcnemar_p"]) == (0.0, 1.0)
+    # data without answers: no accuracy, no interval, no comparison, no crash
+    test = df.loc["test"]
+    assert pd.isna(test["accuracy"]) and pd.isna(test["accuracy_low"])
+    assert pd.isna(test["accuracy_diff"]) and pd.isna(test["mcnemar_p"])
+    # the bar at 50%: cheap clears it by its estimate; by the lower bound nothing does
+    # (Wilson(9, 12) starts at 0.468; the blind point is no answer)
+    assert cheap["cheapest_over_bar"] == "estimate"
+    assert df["cheapest_over_bar"].fillna("").tolist().count("lower bound") == 0
+    assert df.loc["cheap", "code_version"] == "0123456789ab+src:feedface"
+    printed = capsys.readouterr().out
+    assert "vs full" in printed and "cheapest point whose 95% lower bound >= 50.0%: none" in printed
+
+
+def test_aggregate_names_the_reference_it_is_given(paired_files, tmp_path):
+    metrics, flops, records = paired_files
+    out = tmp_path / "summary.csv"
+    aggregate(metrics, flops, out, records_paths=records, reference="cheap")
+    df = pd.read_csv(out).set_index("point")
+    assert df.loc["full", "accuracy_diff"] == pytest.approx(2 / 12)
+    with pytest.raises(ValueError, match="reference_point 'nope'"):
+        aggregate(metrics, flops, out, records_paths=records, reference="nope")
+
+
+# ---- the plot reads at a glance ------------------------------------------------------
+
+def crowded_frame(scale=1e-3):
+    """Like the demo: three points on one spot, near-equal neighbours, a baseline."""
+    rows = [("full", 1179, 0.130), ("fastv-0-0.5", 1179, 0.123), ("global-only", 1179, 0.123),
+            ("prompt-short", 1167, 0.131), ("learned-pool", 1170, 0.114),
+            ("pool-avg2", 1131, 0.114), ("skip-lm-1", 1134, 0.115),
+            ("select-norm-0.5", 1127, 0.119), ("global-48", 1124, 0.081),
+            ("vit-1", 1076, 0.075), ("vit-1-ft", 1166, 0.075), ("global-32", 1125, 0.048),
+            ("letter", 686, 0.147), ("generate", 756, 0.148), ("blind", 1010, 0.130)]
+    out = []
+    for name, k, gflops in rows:
+        low, high = wilson_interval(k, 1500)
+        out.append({"point": name, "accuracy": k / 1500, "accuracy_low": low,
+                    "accuracy_high": high, "tflops_per_question": gflops * scale,
+                    "reference": "full", "blank_images": True if name == "blind" else None})
+    return pd.DataFrame(out)
+
+
+def test_labels_never_overlap_each_other_the_markers_or_the_legend():
+    from matplotlib.text import Text
+
+    from nanovlm_lite.report.pareto import draw_pareto
+    drawn = draw_pareto(crowded_frame(), threshold=0.73, title="demo", say=lambda _: None)
+    fig, ax = drawn.fig, drawn.ax
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    labelled = {n for lab in drawn.labels for n in lab.point.split(", ")}
+    assert labelled == set(crowded_frame()["point"]) - {"blind"}
+    boxes = [Text.get_window_extent(lab.text, renderer) for lab in drawn.labels]
+    legend = drawn.legend.get_window_extent(renderer)
+    axes = ax.get_window_extent(renderer)
+    for i, a in enumerate(boxes):
+        assert not a.overlaps(legend), drawn.labels[i].point
+        assert axes.contains(a.x0, a.y0) and axes.contains(a.x1, a.y1), drawn.labels[i].point
+        for j in range(i):
+            assert not a.overlaps(boxes[j]), (drawn.labels[i].point, drawn.labels[j].point)
+    assert not legend.overlaps(axes)  # the legend is off the data
+    # no label covers a marker
+    df = crowded_frame()
+    for x, y in zip(df["tflops_per_question"] / 1e-3, df["accuracy"]):
+        px, py = ax.transData.transform((x, y))
+        assert not any(b.contains(px, py) for b in boxes), (x, y)
+    # the three points on one spot share one label
+    assert "fastv-0-0.5, global-only" in {lab.point for lab in drawn.labels}
+    assert drawn.unit == "GFLOPs" and "GFLOPs per question" in ax.get_xlabel()
+    assert drawn.chosen == ("global-32", "vit-1-ft")
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+
+
+def test_the_flops_unit_follows_the_data():
+    from nanovlm_lite.report.format import flops_unit
+    assert flops_unit([1.3e-4, 4.8e-5]) == ("GFLOPs", 1e-3)
+    assert flops_unit([3.46, 0.05]) == ("TFLOPs", 1.0)
+    assert flops_unit([0.09, 0.01])[0] == "GFLOPs"
+    assert flops_unit([2e-8])[0] == "kFLOPs"
+
+
+def test_study_page_shows_the_answer_table_parity_prompts_data_and_code(paired_files, tmp_path):
+    from nanovlm_lite.report.page import write_page
+    metrics, flops, records = paired_files
+    csv = tmp_path / "summary.csv"
+    aggregate(metrics, flops, csv, records_paths=records, threshold=0.5)
+    svg = tmp_path / "p.svg"
+    plot_pareto(csv, tmp_path / "p.png", svg, threshold=0.5)
+    data = write(tmp_path / "val.parquet", {"not": "really parquet"})
+    parity = write(tmp_path / "parity.json", {"ok": True, "tolerance": 1e-3, "cases": [
+        {"ok": True, "logits_max_abs_diff": 7e-6, "tiles_max_abs_diff": 0.0}] * 4})
+    out = write_page(csv, svg, tmp_path / "study.html", 0.5, metrics_paths=metrics,
+                     study="s", model="m", dataset={"repo": "org/ds", "split": "validation",
+                                                    "revision": "abc123"},
+                     data_path=data, parity_path=parity, upstream={"commit": "4e0c096"})
+    page = out.read_text()
+    assert "cheapest point with accuracy &gt;= 50.0%: cheap" in page
+    assert "cheapest point whose 95% lower bound &gt;= 50.0%: none" in page
+    assert "<svg" in page  # the plot itself, inline
+    assert "58.3%</td><td>[32.0, 80.7]" in page  # cheap: 7/12 and its Wilson interval
+    assert "vs full (pts)" in page and "-16.7" in page and "0.625" in page
+    assert "passed</span> on 4 questions" in page and "7.00e-06" in page
+    assert "revision <code>abc123</code>" in page
+    import hashlib
+    assert hashlib.sha256(data.read_bytes()).hexdigest() in page
+    assert "0123456789abcdef" in page and "feedface" in page  # the code version
+    assert "yes_no" in page and "blank-image baseline" in page
+    # without a parity report the page says so instead of claiming one
+    bare = write_page(csv, svg, tmp_path / "bare.html", 0.5, metrics_paths=metrics,
+                      dataset={"build": "easyvqa", "seed": 0}).read_text()
+    assert "No parity check in this study" in bare and "easy-vqa" in bare

@@ -12,6 +12,7 @@ from ..settings import PointSettings
 from .direct_answer import direct_answer_accuracy
 from .prompts import mcq_prompt_name, template_text
 from .run import StaleRecordsError, fingerprint_difference, read_partial
+from .stats import LEVEL, N_BOOTSTRAP, SEED, bootstrap_interval, wilson_interval
 
 
 def _write_json(path: Path, data) -> None:
@@ -55,6 +56,7 @@ def compute_metrics(records: list[dict], questions_by_id: dict | None = None) ->
     if by_type:
         metrics["accuracy_by_type"] = {t: sum(v) / len(v) for t, v in sorted(by_type.items())}
         metrics["n_by_type"] = {t: len(v) for t, v in sorted(by_type.items())}
+        add_type_intervals(metrics, by_type)
     if questions_by_id is not None and any("direct_answer" in r for r in records):
         scores = [direct_answer_accuracy(r.get("direct_answer", ""),
                                          questions_by_id[r["question_id"]].direct_answers)
@@ -63,10 +65,42 @@ def compute_metrics(records: list[dict], questions_by_id: dict | None = None) ->
                   and questions_by_id[r["question_id"]].direct_answers]
         metrics["direct_answer_accuracy"] = sum(scores) / len(scores) if scores else None
         metrics["n_direct_answer"] = len(scores)
+        add_direct_answer_interval(metrics, scores)
+    add_accuracy_interval(metrics)
     flops = [r["flops"]["total"] for r in records if "flops" in r]
     if flops:
         metrics["tflops_per_question"] = sum(flops) / len(flops) / 1e12
     return metrics
+
+
+# ---- 95% intervals (evaluate/stats.py); None wherever the accuracy itself is None -------
+
+def add_accuracy_interval(metrics: dict) -> None:
+    """accuracy_low/high: the Wilson interval of n_correct out of the questions with an
+    answer (n_with_answer where only some have one, else n_questions)."""
+    n = metrics.get("n_with_answer", metrics["n_questions"])
+    known = metrics.get("accuracy") is not None and n > 0
+    low, high = wilson_interval(metrics["n_correct"], n) if known else (None, None)
+    metrics["accuracy_low"], metrics["accuracy_high"] = low, high
+    metrics["interval"] = {"level": LEVEL, "accuracy": "wilson",
+                           "direct_answer_accuracy": "bootstrap over questions",
+                           "n_bootstrap": N_BOOTSTRAP, "seed": SEED}
+
+
+def add_type_intervals(metrics: dict, by_type: dict) -> None:
+    """accuracy_by_type_low/high: {question type: bound}, Wilson per type."""
+    acc = metrics.get("accuracy_by_type") or {}
+    bounds = {t: (wilson_interval(sum(v), len(v)) if acc.get(t) is not None else (None, None))
+              for t, v in sorted(by_type.items())}
+    metrics["accuracy_by_type_low"] = {t: lo for t, (lo, _) in bounds.items()}
+    metrics["accuracy_by_type_high"] = {t: hi for t, (_, hi) in bounds.items()}
+
+
+def add_direct_answer_interval(metrics: dict, scores: list) -> None:
+    """direct_answer_accuracy_low/high: bootstrap of the mean min(1, m/3) score."""
+    known = metrics.get("direct_answer_accuracy") is not None
+    low, high = bootstrap_interval(scores) if known and scores else (None, None)
+    metrics["direct_answer_accuracy_low"], metrics["direct_answer_accuracy_high"] = low, high
 
 
 def merge_point(shard_paths: list, data_path, settings: dict, out_dir, point: str,
