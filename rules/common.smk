@@ -44,7 +44,7 @@ def _check_settings(points):
 def _schema_error(error):
     """One paragraph for a jsonschema error: where in the config, what is there, what was
     expected (for an unknown key, the allowed keys), instead of Snakemake's schema dump."""
-    where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+    where = os.sep.join(str(p) for p in error.absolute_path) or "(top level)"
     if error.validator == "additionalProperties":
         unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         allowed = ", ".join(sorted(error.schema.get("properties", {})))
@@ -93,9 +93,15 @@ def _local_parent(path):
     return bool(parent) and os.path.isdir(parent)
 
 
+def _path_like(name):
+    """The package's rule for a name meant as a local path, never a hub id."""
+    from nanovlm_lite.hub import is_path_like
+    return is_path_like(name) or _local_parent(name)
+
+
 def _is_local_path(repo):
     """A dataset `repo` meant as a local file, never a hub id."""
-    return repo.endswith(".parquet") or repo.startswith((".", "/", "~")) or _local_parent(repo)
+    return repo.endswith(".parquet") or _path_like(repo)
 
 
 def _check_paths(config):
@@ -110,8 +116,7 @@ def _check_paths(config):
                     f"form org/name) and there is no such file; give an existing A-OKVQA "
                     f"parquet or a hub dataset id")
     model = config["model"]
-    if not config["train"] and not os.path.isdir(os.path.expanduser(model)) and (
-            model.startswith((".", "/", "~")) or model.count("/") > 1 or _local_parent(model)):
+    if not config["train"] and not os.path.isdir(os.path.expanduser(model)) and _path_like(model):
         raise WorkflowError(
             f"config model: {model!r} is a local path and there is no such directory; give a "
             f"checkpoint directory (config.json + model.safetensors) or a hub id (org/name), "

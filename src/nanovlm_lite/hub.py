@@ -8,9 +8,18 @@ pipeline user sees one readable line instead of a library stack trace.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 _TRUE = {"1", "on", "yes", "true"}
+
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def is_path_like(name: str) -> bool:
+    """A name meant as a local path, never a hub id: ./x, ../x, /x, ~/x, a/b/c, a\\b."""
+    return (name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
+            or (name.count("/") == 1 and not HUB_ID.fullmatch(name)))
 
 
 class HubUnreachableError(RuntimeError):

@@ -8,11 +8,11 @@ n x `<|image|>` per tile, row-major; it goes in front of the user's text in one 
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 from transformers import AutoTokenizer
 
+from ..hub import HUB_ID, is_path_like  # noqa: F401  (re-exported)
 from .config import VLMConfig
 
 
@@ -20,13 +20,6 @@ class TokenizerError(ValueError):
     """A tokenizer that is missing, or not the one the checkpoint was trained with."""
 
 
-HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
-
-
-def is_path_like(name: str) -> bool:
-    """A name meant as a local path, never a hub id: ./x, ../x, /x, ~/x, a/b/c, a\\b."""
-    return (name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
-            or (name.count("/") == 1 and not HUB_ID.fullmatch(name)))
 
 
 def resolve_tokenizer_source(cfg: VLMConfig, model_dir: Path | None, override: str | None) -> str:
