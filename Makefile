@@ -23,18 +23,18 @@ test: venv
 	$(PY) -m pytest -q
 
 demo: venv
-	$(SNAKE) --profile profiles/default --configfile config/demo.yaml --cores $(CORES)
-	$(SNAKE) --profile profiles/default --configfile config/demo.yaml --report results/demo/report.html
+	$(SNAKE) --profile profiles/local --configfile config/demo.yaml --cores $(CORES)
+	$(SNAKE) --profile profiles/local --configfile config/demo.yaml --report results/demo/report.html
 
 # The real study: needs the model hub and, to finish in hours, a GPU. torchvision is only
 # for upstream nanoVLM's own code in the parity rule (it must match the torch build).
 study: venv
 	$(PY) -m pip install --quiet torchvision
-	$(SNAKE) --profile profiles/default --configfile config/config.yaml --cores $(CORES)
-	$(SNAKE) --profile profiles/default --configfile config/config.yaml --report results/aokvqa/report.html
+	$(SNAKE) --profile profiles/local --configfile config/config.yaml --cores $(CORES)
+	$(SNAKE) --profile profiles/local --configfile config/config.yaml --report results/aokvqa/report.html
 
 report: venv
-	$(SNAKE) --profile profiles/default --configfile config/config.yaml --report results/aokvqa/report.html
+	$(SNAKE) --profile profiles/local --configfile config/config.yaml --report results/aokvqa/report.html
 
 lint: venv
 	$(SNAKE) --lint --configfile config/config.yaml

@@ -142,6 +142,19 @@ _check_paths(config)
 _check_prompt(config)
 
 STUDY = config["study"]
+
+
+# ---- per-rule memory and time ---------------------------------------------------------
+# Not in profiles/slurm: they differ by study (the demo's tiny model vs nanoVLM-460M), so
+# each study config measures its own (`resources:`); the profile names partitions and GPUs.
+RULE_RESOURCES = {"mem_mb": 4000, "runtime": 60}
+
+
+def rule_resources(rule):
+    """mem_mb (MB) and runtime (minutes) for a rule's jobs: the study's `resources:` entry,
+    else RULE_RESOURCES."""
+    return {**RULE_RESOURCES, **config["resources"].get(rule, {})}
+
 POINTS = config["points"]
 UPSTREAM = config["upstream"]
 DATASET = config["dataset"]

@@ -1,11 +1,6 @@
 # The model checkpoint and the dataset: downloads go to resources/ and data/.
 
 
-localrules:
-    download_model,
-    fetch_dataset,
-
-
 if not MODEL_IS_LOCAL:
 
     rule download_model:
@@ -21,6 +16,7 @@ if not MODEL_IS_LOCAL:
             repo_id=config["model"],
             revision=config["revision"],
         threads: 1
+        localrule: True
         conda:
             "../envs/nanovlm-lite.yaml"
         script:
@@ -44,6 +40,8 @@ if DATASET["build"] == "easyvqa":
             max_val=DATASET["max_val"],
             seed=DATASET["seed"],
         threads: 1
+        resources:
+            **rule_resources("build_demo_dataset"),
         conda:
             "../envs/nanovlm-lite.yaml"
         script:
@@ -68,6 +66,7 @@ else:
         wildcard_constraints:
             split="|".join(re.escape(s) for s in sorted({DATASET["split"], DATASET["train_split"]})),
         threads: 1
+        localrule: True
         conda:
             "../envs/nanovlm-lite.yaml"
         script:

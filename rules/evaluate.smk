@@ -25,6 +25,7 @@ rule evaluate:
     threads: config["threads"]["evaluate"]
     resources:
         gpu=1,
+        **rule_resources("evaluate"),
     conda:
         "../envs/nanovlm-lite.yaml"
     script:
@@ -50,6 +51,8 @@ rule merge:
         model=config["model"],
         prompt_template=config["prompt_template"],
     threads: 1
+    resources:
+        **rule_resources("merge"),
     conda:
         "../envs/nanovlm-lite.yaml"
     script:

@@ -17,6 +17,8 @@ rule flops:
         settings=point_settings,
         measure_samples=config["flops"]["measure_samples"],
     threads: config["threads"]["flops"]
+    resources:
+        **rule_resources("flops"),
     conda:
         "../envs/nanovlm-lite.yaml"
     script:

@@ -23,6 +23,8 @@ rule aggregate:
         threshold=config["threshold"],
         reference=config["reference_point"],
     threads: 1
+    resources:
+        **rule_resources("aggregate"),
     conda:
         "../envs/nanovlm-lite.yaml"
     script:
@@ -66,6 +68,8 @@ rule pareto:
         dataset=DATASET,
         upstream=UPSTREAM,
     threads: 1
+    resources:
+        **rule_resources("pareto"),
     conda:
         "../envs/nanovlm-lite.yaml"
     script:

@@ -19,6 +19,7 @@ if config["train"]:
         threads: config["threads"]["train"]
         resources:
             gpu=1,
+            **rule_resources("train_demo_model"),
         conda:
             "../envs/nanovlm-lite.yaml"
         script:
@@ -44,6 +45,7 @@ rule finetune:
     threads: config["threads"]["finetune"]
     resources:
         gpu=1,
+        **rule_resources("finetune"),
     conda:
         "../envs/nanovlm-lite.yaml"
     script:

@@ -1,10 +1,6 @@
 # Upstream nanoVLM at the pinned commit, and the parity check of our engine against it.
 
 
-localrules:
-    clone_upstream,
-
-
 rule clone_upstream:
     input:
         code=package_sources("upstream.py"),
@@ -18,6 +14,7 @@ rule clone_upstream:
         url=UPSTREAM["url"],
         commit=UPSTREAM["commit"],
     threads: 1
+    localrule: True
     conda:
         "../envs/nanovlm-lite.yaml"
     script:
@@ -43,6 +40,7 @@ rule parity:
     threads: config["threads"]["parity"]
     resources:
         gpu=1,
+        **rule_resources("parity"),
     conda:
         "../envs/upstream.yaml"
     script:
