@@ -41,3 +41,10 @@ lint: venv
 
 dry-run: venv
 	$(SNAKE) -n --configfile config/config.yaml --cores 1
+
+# The sweep through profiles/slurm on a one-node SLURM cluster built here (root, Debian;
+# .ci/slurm/cluster.sh installs and stops it): jobs in sacct, outputs, a rerun with
+# nothing to do, a scancel'ed job retried.
+.PHONY: slurm-smoke
+slurm-smoke: venv
+	.ci/slurm/cluster.sh run $(PY) .ci/slurm/smoke.py

@@ -75,6 +75,8 @@ AccountingStorageHost=localhost
 AccountingStorageTRES=gres/gpu
 JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=5
+# sacct shows the plugin's --comment (rule_<name>...): which rule each job ran
+AccountingStoreFlags=job_comment
 # finished jobs stay visible to squeue for 5 min: the plugin's squeue polling needs >= 120 s
 MinJobAge=300
 ReturnToService=2
