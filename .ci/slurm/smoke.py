@@ -22,8 +22,8 @@ WORK = Path(os.environ.get("SLURM_SMOKE_DIR", "/var/tmp/nanovlm-slurm")) / "work
 STUDY = WORK / "results" / "slurm-smoke"
 SNAKEMAKE = [str(Path(sys.executable).parent / "snakemake"), "--profile", "profiles/slurm",
              "--directory", str(WORK), "--configfile", str(CONFIG),
-             # first status check after 5 s instead of 40: the smoke's jobs take seconds
-             "--slurm-init-seconds-before-status-checks", "5"]
+             # first status check after 2 s instead of 40: the smoke's jobs take seconds
+             "--slurm-init-seconds-before-status-checks", "2"]
 LOCAL_RULES = {"clone_upstream", "download_model", "fetch_dataset", "all"}
 
 
