@@ -25,10 +25,11 @@ def slurm_plan(root, *args):
     return jobs, out
 
 
-@pytest.mark.parametrize("configfile", ["config/config.yaml", "config/demo.yaml"])
+@pytest.mark.parametrize("configfile", ["config/config.yaml", "config/demo.yaml",
+                                        str(REPO / ".ci" / "slurm" / "smoke.yaml")])
 def test_slurm_profile_routes_and_sizes_every_rule(workflow, configfile):
     jobs, out = slurm_plan(workflow, "--configfile", configfile)
-    study = yaml.safe_load((workflow / configfile).read_text())
+    study = yaml.safe_load((workflow / configfile).read_text())  # an absolute path stays one
     assert "workflow specific profile" not in out  # profiles/local is not applied on top
     assert "localrules directive" not in out
     assert {rule for rule, _ in jobs} >= {"evaluate", "merge", "flops", "aggregate", "pareto"}

@@ -55,7 +55,7 @@ configure() {
     cat >"$CONF/slurm.conf" <<EOF
 $MARK
 ClusterName=$CLUSTER
-SlurmctldHost=$HOST
+SlurmctldHost=$HOST(127.0.0.1)  # no name resolution needed
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
@@ -81,7 +81,7 @@ AccountingStoreFlags=job_comment
 MinJobAge=300
 ReturnToService=2
 SchedulerType=sched/backfill
-$node Gres=gpu:1 State=UNKNOWN
+$node NodeAddr=127.0.0.1 Gres=gpu:1 State=UNKNOWN
 PartitionName=cpu Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 PartitionName=gpu Nodes=$HOST MaxTime=INFINITE State=UP
 EOF
