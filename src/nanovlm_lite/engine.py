@@ -109,7 +109,7 @@ class Engine:
         from .reduce.tokens import reduce_image_tokens, vit_attention_probe
         pixels = torch.cat(tiles).to(self.device, self.dtype)
         with vit_attention_probe(self.model, settings) as probe:  # q, k for select: attention
-            features = self.model.vision_features(pixels, settings.vit_blocks)
+            features = self.model.vision_features(pixels, settings.vit_blocks, settings)
         tokens = self.model.projector(features)
         return reduce_image_tokens(self.model, tokens, features, settings, probe=probe,
                                    tiles_per_image=[len(t) for t in tiles])

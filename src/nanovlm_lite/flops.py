@@ -11,9 +11,12 @@ costs alone (batch size 1).
 Per component, with D the ViT width, I its MLP width, N patches per tile, p the patch,
 s the pixel-shuffle factor, d the LM width, d_q = heads * head_dim, d_kv = kv_heads *
 head_dim, I_lm the LM's MLP width, V the vocabulary:
-- vision, per tile:      2*N*(3*p*p)*D + blocks * (8*N*D^2 + 4*N^2*D + 4*N*D*I)
+- vision, per tile:      2*N*(3*p*p)*D + sum over blocks of (8*T*D^2 + 4*T^2*D + 4*T*D*I),
+                         T = the tokens the block runs on (N; fewer under vit_merge:
+                         N - r from its start block, vit_hourglass: N / f^2 from block k)
 - projector, per tile:   2 * T * (D*s*s) * d          (T = tokens after pixel shuffle)
 - reduce:                select attention: 2*N^2*D per tile (the last block's q @ k^T);
+                         vit_merge: 2*N_src*N_dst*D per tile and merging block (matching);
                          pool learned: reduce.learned_pool.learned_pool_flops per tile;
                          avg / max pooling, norm and random selection: 0
 - lm_prefill, per block that runs, on the S_b tokens it runs on:
@@ -55,11 +58,22 @@ DEFAULT_CHOICE_TOKENS = (3, 3, 3, 3)
 
 
 # --------------------------------------------------------------------------- analytic
-def vit_tile_flops(cfg: VLMConfig, patches: int, blocks: int) -> int:
+def vit_tile_flops(cfg: VLMConfig, patches: int, blocks: int, block_tokens=()) -> int:
+    """One tile through the patch embedding and `blocks` ViT blocks; `block_tokens`: the
+    tokens each block runs on (vit_merge / vit_hourglass; empty: every block on all N)."""
     D, I, p = cfg.vit_hidden_dim, cfg.vit_inter_dim, cfg.vit_patch_size
     patch_embed = 2 * patches * (3 * p * p) * D
-    block = 8 * patches * D * D + 4 * patches * patches * D + 4 * patches * D * I
-    return patch_embed + blocks * block
+    tokens = tuple(block_tokens) or (patches,) * blocks
+    if len(tokens) != blocks:
+        raise ValueError(f"{len(tokens)} block token counts for {blocks} ViT blocks")
+    return patch_embed + sum(8 * t * D * D + 4 * t * t * D + 4 * t * D * I for t in tokens)
+
+
+def vit_match_flops(cfg: VLMConfig, plan: CostPlan) -> int:
+    """vit_merge's matching: per tile and merging block, sources x destinations cosine
+    similarities of D-wide tokens (the normalising is not a FLOP)."""
+    sources, destinations = plan.vit_match
+    return plan.n_tiles * plan.vit_match_blocks * 2 * sources * destinations * cfg.vit_hidden_dim
 
 
 def projector_tile_flops(cfg: VLMConfig, tokens: int) -> int:
@@ -95,6 +109,8 @@ def fastv_score_flops(cfg: VLMConfig, keys: int) -> int:
 
 def reduce_flops(cfg: VLMConfig, plan: CostPlan) -> int:
     """The token-reduction knobs' own compute (pooling means and maxima are not FLOPs)."""
+    if plan.vit_match_blocks:
+        return vit_match_flops(cfg, plan)
     if plan.select == "attention":
         return plan.n_tiles * 2 * plan.patches_per_tile ** 2 * cfg.vit_hidden_dim
     if plan.pool == "learned":
@@ -114,7 +130,8 @@ def decode_step_flops(cfg: VLMConfig, plan: CostPlan, step: int = 0) -> int:
 
 def price(cfg: VLMConfig, plan: CostPlan) -> dict[str, int]:
     """Integer FLOPs per component of one question (see the module docstring)."""
-    vision = plan.n_tiles * vit_tile_flops(cfg, plan.patches_per_tile, plan.vit_blocks)
+    vision = plan.n_tiles * vit_tile_flops(cfg, plan.patches_per_tile, plan.vit_blocks,
+                                           plan.vit_block_tokens)
     projector = plan.n_tiles * projector_tile_flops(cfg, plan.projected_tokens_per_tile)
     prefill = sum(lm_linear_flops(cfg, n) + attention_flops(cfg, n, n)
                   for n in plan.block_lengths)
