@@ -61,13 +61,8 @@ class Engine:
 
     # ---------------------------------------------------------------- preparing prompts
     def tiling_rule(self, settings: PointSettings = DEFAULT_SETTINGS) -> TilingRule:
-        cfg = self.cfg
-        return TilingRule(
-            tile_size=settings.tile_size or cfg.vit_img_size,
-            max_img_size=settings.max_img_size or cfg.max_img_size,
-            resize_to_max_side_len=(cfg.resize_to_max_side_len if settings.resize_to_max_side_len
-                                    is None else settings.resize_to_max_side_len),
-            max_tiles=settings.max_tiles, global_only=settings.global_only)
+        from .plan import tiling_rule
+        return tiling_rule(self.cfg, settings)
 
     def tokens_per_tile(self, settings: PointSettings = DEFAULT_SETTINGS) -> int:
         """Image tokens one tile contributes after the projector and any token reduction."""

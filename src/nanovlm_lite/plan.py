@@ -37,9 +37,9 @@ Sequence length, when only sizes are known (`plan_for_size`):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 from .model.config import VLMConfig
+from .model.image_processing import TilingRule
 from .settings import PointSettings, SettingsError
 
 # nanoVLM's ChatML template under SmolLM2's tokenizer: <|im_start|> user \n | <|im_end|> \n
@@ -101,14 +101,15 @@ class CostPlan:
 
 
 # ---------------------------------------------------------------------------- shapes
-def _cfg_only(cfg: VLMConfig):
-    # Engine's tiling and token-count rules use only `self.cfg`: call them, don't copy them
-    return SimpleNamespace(cfg=cfg)
-
-
-def tiling_rule(cfg: VLMConfig, settings: PointSettings):
-    from .engine import Engine
-    return Engine.tiling_rule(_cfg_only(cfg), settings)
+def tiling_rule(cfg: VLMConfig, settings: PointSettings) -> TilingRule:
+    """How a point tiles an image: the settings' values, else the checkpoint's own
+    (`Engine.tiling_rule` is this; plan.py never imports the engine)."""
+    return TilingRule(
+        tile_size=settings.tile_size or cfg.vit_img_size,
+        max_img_size=settings.max_img_size or cfg.max_img_size,
+        resize_to_max_side_len=(cfg.resize_to_max_side_len if settings.resize_to_max_side_len
+                                is None else settings.resize_to_max_side_len),
+        max_tiles=settings.max_tiles, global_only=settings.global_only)
 
 
 def tile_layout(cfg: VLMConfig, settings: PointSettings, width: int, height: int
