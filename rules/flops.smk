@@ -5,7 +5,8 @@ rule flops:
     input:
         model=point_model,
         records="results/{study}/points/{point}/records.jsonl",
-        code=package_sources("flops.py", "plan.py", "model/", "reduce/", "settings.py", "engine.py",
+        code=package_sources("flops.py", "flops_measure.py", "flops_profile.py", "plan.py",
+                             "model/", "reduce/", "settings.py", "engine.py",
                              "lm.py", "sidecar.py"),
     output:
         "results/{study}/points/{point}/flops.json",

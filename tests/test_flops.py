@@ -14,8 +14,9 @@ from torch.utils.flop_counter import FlopCounterMode
 import nanovlm_lite
 from nanovlm_lite import flops
 from nanovlm_lite.cli import main as cli_main
-from nanovlm_lite.flops import (COMPONENTS, count_question, measure, meta_engine, price,
-                                profile_point, question_flops, synthetic_prompt)
+from nanovlm_lite.flops import COMPONENTS, price, question_flops
+from nanovlm_lite.flops_measure import measure, meta_engine, synthetic_prompt
+from nanovlm_lite.flops_profile import count_question, profile_point
 from nanovlm_lite.model.config import load_config, preset_path
 from nanovlm_lite.plan import (fastv_dropped, plan_for_prompt, plan_for_record, plan_for_size,
                                template_tokens)

@@ -8,7 +8,8 @@ import torch
 from PIL import Image
 
 import nanovlm_lite
-from nanovlm_lite.flops import count_question, price
+from nanovlm_lite.flops import price
+from nanovlm_lite.flops_profile import count_question
 from nanovlm_lite.model.config import load_config, preset_path
 from nanovlm_lite.plan import plan_for_size
 from nanovlm_lite.reduce import vit_hourglass, vit_merge
