@@ -37,7 +37,8 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]
 # means every .py under it); the evaluate rule lists the same as its code inputs
 RECORD_CODE = ("model/", "evaluate/", "reduce/", "data/", "settings.py",
                "engine.py", "engine/", "lm.py", "plan*.py", "plan/", "flops*.py", "flops/",
-               "sidecar.py")
+               "sidecar.py", "__init__.py", "errors.py", "fieldtypes.py", "hub.py", "machine.py",
+               "parity.py")
 FINGERPRINT_FORMAT = 1
 
 
