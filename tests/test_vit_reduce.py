@@ -201,3 +201,11 @@ def test_settings_impossible_for_the_model_are_refused(engine, settings, words):
 def test_merge_ratio_beyond_the_sources_is_refused():
     with pytest.raises(ValueError, match="only 12 are sources"):
         vit_merge.merged_count(16, 0.9)
+
+
+def test_merging_needs_an_even_patch_grid():
+    from nanovlm_lite.model.config import VLMConfig
+    cfg = VLMConfig(vit_patch_size=16, vit_img_size=48, mp_pixel_shuffle_factor=3)
+    with pytest.raises(SettingsError, match="even patch grid.*48px tile has 3x3"):
+        S(vit_merge_ratio=0.5).check_against(cfg)
+    S(vit_hourglass_block=0, vit_hourglass_factor=3).check_against(cfg)   # 3 divides 3

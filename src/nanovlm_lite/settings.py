@@ -194,6 +194,9 @@ class PointSettings:
             bad(f"vit_blocks {self.vit_blocks} > the model's {cfg.vit_n_blocks} ViT blocks")
         vit_blocks = self.vit_blocks or cfg.vit_n_blocks
         patch_grid = tile // cfg.vit_patch_size
+        if self.vit_merge_ratio > 0 and patch_grid % 2:
+            bad(f"vit_merge_ratio needs an even patch grid (destinations are one patch per 2x2 "
+                f"cell); a {tile}px tile has {patch_grid}x{patch_grid}")
         if self.vit_merge_ratio > 0 and self.vit_merge_start >= vit_blocks:
             bad(f"vit_merge_start {self.vit_merge_start} is not one of the {vit_blocks} ViT "
                 f"blocks that run (0..{vit_blocks - 1}): nothing would merge")
