@@ -26,7 +26,7 @@ def main() -> None:
     p.add_argument("--text-tokens", type=int, default=40)
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
-    from nanovlm_lite.flops import _model_config, count_question
+    from nanovlm_lite.flops_profile import _model_config, count_question
     from nanovlm_lite.settings import PointSettings
     width, height = (int(v) for v in args.image_size.split("x"))
     cfg, _ = _model_config(args.model)

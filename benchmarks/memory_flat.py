@@ -18,8 +18,8 @@ import time
 
 import torch
 
-from nanovlm_lite.bench import (bench_engine, bench_settings, peak_rss_mib, rss_mib, run_batched,
-                                synthetic_questions, tune_malloc)
+from nanovlm_lite.bench import bench_engine, bench_settings, run_batched, synthetic_questions
+from nanovlm_lite.machine import peak_rss_mib, rss_mib, tune_malloc
 
 
 def main():

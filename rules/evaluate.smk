@@ -7,7 +7,9 @@ rule evaluate:
         data=EVAL_DATA,
         parity=PARITY_REPORT if UPSTREAM["enabled"] else [],
         code=package_sources("model/", "evaluate/", "reduce/", "data/", "settings.py", "engine.py",
-                             "lm.py", "plan.py", "flops.py", "sidecar.py"),
+                             "lm.py", "plan.py", "flops.py", "sidecar.py",
+                             "__init__.py", "errors.py", "fieldtypes.py", "hub.py", "machine.py",
+                             "parity.py"),
     output:
         "results/{study}/points/{point}/shards/{shard}.jsonl",
     log:

@@ -5,8 +5,11 @@ rule flops:
     input:
         model=point_model,
         records="results/{study}/points/{point}/records.jsonl",
-        code=package_sources("flops.py", "plan.py", "model/", "reduce/", "settings.py", "engine.py",
-                             "lm.py", "sidecar.py"),
+        code=package_sources("flops.py", "flops_measure.py", "flops_profile.py", "plan.py",
+                             "model/", "reduce/", "settings.py", "engine.py",
+                             "lm.py", "sidecar.py",
+                             "__init__.py", "data/", "errors.py", "evaluate/prompts.py",
+                             "fieldtypes.py", "hub.py", "parity.py", "study.py"),
     output:
         "results/{study}/points/{point}/flops.json",
     log:

@@ -7,7 +7,9 @@ if config["train"]:
             train=TRAIN_DATA,
             val=EVAL_DATA,
             code=package_sources("train/", "model/", "data/", "reduce/", "settings.py", "lm.py",
-                                 "engine.py", "sidecar.py", "evaluate/"),
+                                 "engine.py", "sidecar.py", "evaluate/",
+                                 "__init__.py", "errors.py", "fieldtypes.py", "flops.py", "hub.py",
+                                 "machine.py", "parity.py", "plan.py"),
         output:
             directory(BASE_MODEL),
         log:
@@ -31,7 +33,9 @@ rule finetune:
         model=BASE_MODEL,
         data=TRAIN_DATA,
         code=package_sources("train/", "model/", "data/", "reduce/", "settings.py", "lm.py",
-                                 "engine.py", "sidecar.py", "evaluate/"),
+                                 "engine.py", "sidecar.py", "evaluate/",
+                                 "__init__.py", "errors.py", "fieldtypes.py", "flops.py", "hub.py",
+                                 "machine.py", "parity.py", "plan.py"),
     output:
         directory("results/{study}/points/{point}/finetuned"),
     log:

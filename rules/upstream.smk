@@ -26,7 +26,9 @@ rule parity:
         upstream=UPSTREAM_DIR,
         model=BASE_MODEL,
         data=EVAL_DATA,
-        code=package_sources("parity.py", "upstream_runner.py", "model/", "engine.py", "lm.py"),
+        code=package_sources("parity.py", "upstream_runner.py", "model/", "engine.py", "lm.py",
+                             "__init__.py", "data/aokvqa.py", "evaluate/prompts.py", "fieldtypes.py",
+                             "hub.py", "plan.py", "reduce/", "settings.py", "sidecar.py"),
     output:
         "results/{study}/parity/report.json",
     log:

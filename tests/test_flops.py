@@ -14,8 +14,9 @@ from torch.utils.flop_counter import FlopCounterMode
 import nanovlm_lite
 from nanovlm_lite import flops
 from nanovlm_lite.cli import main as cli_main
-from nanovlm_lite.flops import (COMPONENTS, count_question, measure, meta_engine, price,
-                                profile_point, question_flops, synthetic_prompt)
+from nanovlm_lite.flops import COMPONENTS, price, question_flops
+from nanovlm_lite.flops_measure import measure, meta_engine, synthetic_prompt
+from nanovlm_lite.flops_profile import count_question, profile_point
 from nanovlm_lite.model.config import load_config, preset_path
 from nanovlm_lite.plan import (fastv_dropped, plan_for_prompt, plan_for_record, plan_for_size,
                                template_tokens)
@@ -216,6 +217,18 @@ SETTINGS_CASES = {
                                 "max_new_tokens": 2},
     "learned-fastv-cloze": {"pool": "learned", "fastv_layer": 1, "fastv_ratio": 0.5,
                             "scoring": "cloze", "max_img_size": 512},
+    "vit-merge": {"vit_merge_ratio": 0.5},
+    "vit-merge-start-tile128-pool-fastv": {"vit_merge_ratio": 0.75, "vit_merge_start": 1,
+                                           "tile_size": 128, "pool": "avg", "fastv_layer": 1,
+                                           "fastv_ratio": 0.5},
+    "vit-merge-global-norm-cloze": {"vit_merge_ratio": 0.25, "global_only": True,
+                                    "select": "norm", "keep_ratio": 0.5, "scoring": "cloze"},
+    "vit-hourglass": {"vit_hourglass_block": 1},
+    "vit-hourglass-4-blocks-generate": {"vit_hourglass_block": 0, "vit_hourglass_factor": 4,
+                                        "vit_blocks": 2, "max_tiles": 2, "scoring": "generate",
+                                        "max_new_tokens": 3},
+    "vit-hourglass-learned-skip": {"vit_hourglass_block": 1, "pool": "learned",
+                                   "skip_lm_blocks": [1], "max_img_size": 512},
 }
 
 

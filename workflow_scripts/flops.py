@@ -5,7 +5,7 @@ sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 import torch
 
-from nanovlm_lite.flops import profile_point
+from nanovlm_lite.flops_profile import profile_point
 
 torch.set_num_threads(snakemake.threads)
 profile_point(snakemake.input.model, snakemake.input.records, snakemake.params.settings,

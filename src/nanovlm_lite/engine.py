@@ -61,13 +61,8 @@ class Engine:
 
     # ---------------------------------------------------------------- preparing prompts
     def tiling_rule(self, settings: PointSettings = DEFAULT_SETTINGS) -> TilingRule:
-        cfg = self.cfg
-        return TilingRule(
-            tile_size=settings.tile_size or cfg.vit_img_size,
-            max_img_size=settings.max_img_size or cfg.max_img_size,
-            resize_to_max_side_len=(cfg.resize_to_max_side_len if settings.resize_to_max_side_len
-                                    is None else settings.resize_to_max_side_len),
-            max_tiles=settings.max_tiles, global_only=settings.global_only)
+        from .plan import tiling_rule
+        return tiling_rule(self.cfg, settings)
 
     def tokens_per_tile(self, settings: PointSettings = DEFAULT_SETTINGS) -> int:
         """Image tokens one tile contributes after the projector and any token reduction."""
@@ -109,7 +104,7 @@ class Engine:
         from .reduce.tokens import reduce_image_tokens, vit_attention_probe
         pixels = torch.cat(tiles).to(self.device, self.dtype)
         with vit_attention_probe(self.model, settings) as probe:  # q, k for select: attention
-            features = self.model.vision_features(pixels, settings.vit_blocks)
+            features = self.model.vision_features(pixels, settings.vit_blocks, settings)
         tokens = self.model.projector(features)
         return reduce_image_tokens(self.model, tokens, features, settings, probe=probe,
                                    tiles_per_image=[len(t) for t in tiles])

@@ -29,17 +29,11 @@ class OutputError(UserError, OSError):
     """An output path cannot be written (a file in the way, no permission, read-only)."""
 
 
-def _user_errors():
-    from .evaluate.run import StaleRecordsError
-    from .train.recipes import TrainingOutputError
-    from .train.state import StateMismatchError
-    return (StaleRecordsError, TrainingOutputError, StateMismatchError)
-
-
-# every error type whose message is written for the user
+# every error type whose message is written for the user; errors of modules above this one
+# (evaluate/run's StaleRecordsError, train's TrainingOutputError and StateMismatchError)
+# subclass UserError, so this module never imports them
 USER_ERRORS = (UserError, DatasetError, HubUnreachableError, CheckpointError, ConfigError,
-               SettingsError, ParityError, DeviceError, TokenizerError, FileNotFoundError,
-               *_user_errors())
+               SettingsError, ParityError, DeviceError, TokenizerError, FileNotFoundError)
 
 
 def format_user_error(e: BaseException) -> str:

@@ -10,6 +10,9 @@ What a plan says, knob by knob:
 - tiling (max_img_size, resize_to_max_side_len, max_tiles, global_only, tile_size):
   `n_tiles` tiles of `tile_size` px, each `patches_per_tile` patches through the ViT.
 - vit_blocks: `vit_blocks` ViT blocks per tile.
+- vit_merge_* / vit_hourglass_*: `vit_block_tokens`, the tokens each ViT block runs on
+  (reduce.vit_merge.block_tokens, reduce.vit_hourglass.block_tokens), plus merging's own
+  compute: `vit_match_blocks` blocks each match `vit_match` = (sources, destinations).
 - pool / select: `tokens_per_tile` image tokens per tile after the projector's
   `projected_tokens_per_tile` (`reduce.tokens.tokens_kept`), plus the knob's own compute
   (select: attention scores the last ViT block's q @ k^T; pool: learned is a small module).
@@ -34,9 +37,9 @@ Sequence length, when only sizes are known (`plan_for_size`):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 from .model.config import VLMConfig
+from .model.image_processing import TilingRule
 from .settings import PointSettings, SettingsError
 
 # nanoVLM's ChatML template under SmolLM2's tokenizer: <|im_start|> user \n | <|im_end|> \n
@@ -77,6 +80,10 @@ class CostPlan:
     logit_positions: int             # LM-head rows of the prefill and scoring
     decode_steps: int = 0
     choice_tokens: tuple[int, ...] = ()   # cloze: tokens of each choice
+    # inside the ViT (vit_merge / vit_hourglass)
+    vit_block_tokens: tuple[int, ...] = ()   # tokens each ViT block runs on (empty: all N)
+    vit_match: tuple[int, int] = (0, 0)      # vit_merge: (sources, destinations) matched
+    vit_match_blocks: int = 0                # vit_merge: blocks that match
     # knobs with compute of their own
     pool: str | None = None
     pool_factor: int = 2
@@ -94,14 +101,15 @@ class CostPlan:
 
 
 # ---------------------------------------------------------------------------- shapes
-def _cfg_only(cfg: VLMConfig):
-    # Engine's tiling and token-count rules use only `self.cfg`: call them, don't copy them
-    return SimpleNamespace(cfg=cfg)
-
-
-def tiling_rule(cfg: VLMConfig, settings: PointSettings):
-    from .engine import Engine
-    return Engine.tiling_rule(_cfg_only(cfg), settings)
+def tiling_rule(cfg: VLMConfig, settings: PointSettings) -> TilingRule:
+    """How a point tiles an image: the settings' values, else the checkpoint's own
+    (`Engine.tiling_rule` is this; plan.py never imports the engine)."""
+    return TilingRule(
+        tile_size=settings.tile_size or cfg.vit_img_size,
+        max_img_size=settings.max_img_size or cfg.max_img_size,
+        resize_to_max_side_len=(cfg.resize_to_max_side_len if settings.resize_to_max_side_len
+                                is None else settings.resize_to_max_side_len),
+        max_tiles=settings.max_tiles, global_only=settings.global_only)
 
 
 def tile_layout(cfg: VLMConfig, settings: PointSettings, width: int, height: int
@@ -138,6 +146,19 @@ def _tile_tokens(cfg: VLMConfig, settings: PointSettings) -> tuple[int, int, int
     return tile, patches, grid * grid, tokens_kept(grid * grid, grid, settings)
 
 
+def _vit_tokens(settings: PointSettings, patches: int, blocks: int) -> dict:
+    """The plan's ViT-internal fields: tokens per block, and merging's matching."""
+    from .reduce import vit_hourglass, vit_merge
+    if settings.vit_merge_ratio > 0:
+        dst = vit_merge.destination_count(patches)
+        return dict(vit_block_tokens=tuple(vit_merge.block_tokens(
+                        patches, blocks, settings.vit_merge_ratio, settings.vit_merge_start)),
+                    vit_match=(patches - dst, dst),
+                    vit_match_blocks=blocks - settings.vit_merge_start)
+    return dict(vit_block_tokens=tuple(vit_hourglass.block_tokens(
+        patches, blocks, settings.vit_hourglass_block, settings.vit_hourglass_factor)))
+
+
 # ------------------------------------------------------------------------------ plans
 def make_plan(cfg: VLMConfig, settings: PointSettings, n_tiles: int, sequence_length: int,
               decode_tokens: int = 0, choice_tokens=(), grid=None, text_tokens=None,
@@ -170,9 +191,10 @@ def make_plan(cfg: VLMConfig, settings: PointSettings, n_tiles: int, sequence_le
         logits = 1 + sum(n - 1 for n in choice_tokens)
     else:
         logits = 1
+    vit_blocks = settings.vit_blocks or cfg.vit_n_blocks
     return CostPlan(
         n_tiles=n_tiles, tile_size=tile, patches_per_tile=patches,
-        vit_blocks=settings.vit_blocks or cfg.vit_n_blocks,
+        vit_blocks=vit_blocks, **_vit_tokens(settings, patches, vit_blocks),
         projected_tokens_per_tile=projected, tokens_per_tile=kept, image_tokens=image_tokens,
         sequence_length=sequence_length, lm_blocks=blocks, block_lengths=lengths,
         logit_positions=logits, decode_steps=decode_steps(decode_tokens),

@@ -49,6 +49,12 @@ class PointSettings:
     # depth
     vit_blocks: int | None = None        # run only the first L ViT blocks
     skip_lm_blocks: tuple[int, ...] = field(default_factory=tuple)
+    # inside the ViT: token merging with unmerge (reduce/vit_merge.py) or an hourglass
+    # (reduce/vit_hourglass.py); the patch grid the projector needs stays intact
+    vit_merge_ratio: float = 0.0         # patches merged per block (0 = off), from vit_merge_start
+    vit_merge_start: int = 0             # first ViT block that merges
+    vit_hourglass_block: int | None = None   # blocks from this one on run on a pooled grid
+    vit_hourglass_factor: int = 2        # the grid pooled f x f
     # fine-tuning recipe name (train/recipes.py); None = the checkpoint as it is
     finetune: str | None = None
     seed: int = 0
@@ -148,6 +154,24 @@ class PointSettings:
         twice = sorted({b for b in self.skip_lm_blocks if self.skip_lm_blocks.count(b) > 1})
         if twice:
             bad(f"skip_lm_blocks lists block(s) {twice} more than once")
+        if not 0.0 <= self.vit_merge_ratio <= 0.75:
+            bad(f"vit_merge_ratio must be in [0, 0.75] (at most the 3 of every 2x2 patches "
+                f"that are not destinations merge), got {self.vit_merge_ratio}")
+        if self.vit_merge_start < 0:
+            bad(f"vit_merge_start must be >= 0 (a ViT block index), got {self.vit_merge_start}")
+        if self.vit_hourglass_block is not None and self.vit_hourglass_block < 0:
+            bad(f"vit_hourglass_block must be >= 0 (a ViT block index), got "
+                f"{self.vit_hourglass_block}")
+        if self.vit_hourglass_factor < 2:
+            bad(f"vit_hourglass_factor must be >= 2, got {self.vit_hourglass_factor}")
+        if self.vit_merge_ratio > 0 and self.vit_hourglass_block is not None:
+            bad("vit_merge_ratio and vit_hourglass_block both reduce the ViT's tokens; use one "
+                "of them per point")
+        if self.select == "attention" and (self.vit_merge_ratio > 0
+                                           or self.vit_hourglass_block is not None):
+            bad("select: attention ranks patches by the last ViT block's attention, which "
+                "runs on merged or pooled tokens under vit_merge / vit_hourglass; use select: "
+                "norm or random with them")
         from .evaluate.prompts import check_template
         try:
             check_template(self.prompt)
@@ -168,6 +192,21 @@ class PointSettings:
                 f"{tile}px tile")
         if self.vit_blocks is not None and self.vit_blocks > cfg.vit_n_blocks:
             bad(f"vit_blocks {self.vit_blocks} > the model's {cfg.vit_n_blocks} ViT blocks")
+        vit_blocks = self.vit_blocks or cfg.vit_n_blocks
+        patch_grid = tile // cfg.vit_patch_size
+        if self.vit_merge_ratio > 0 and patch_grid % 2:
+            bad(f"vit_merge_ratio needs an even patch grid (destinations are one patch per 2x2 "
+                f"cell); a {tile}px tile has {patch_grid}x{patch_grid}")
+        if self.vit_merge_ratio > 0 and self.vit_merge_start >= vit_blocks:
+            bad(f"vit_merge_start {self.vit_merge_start} is not one of the {vit_blocks} ViT "
+                f"blocks that run (0..{vit_blocks - 1}): nothing would merge")
+        if self.vit_hourglass_block is not None:
+            if self.vit_hourglass_block >= vit_blocks:
+                bad(f"vit_hourglass_block {self.vit_hourglass_block} is not one of the "
+                    f"{vit_blocks} ViT blocks that run (0..{vit_blocks - 1})")
+            if patch_grid % self.vit_hourglass_factor:
+                bad(f"vit_hourglass_factor {self.vit_hourglass_factor} must divide the "
+                    f"{patch_grid}x{patch_grid} patch grid of a {tile}px tile")
         for b in self.skip_lm_blocks:
             if not 0 <= b < cfg.lm_n_blocks:
                 bad(f"skip_lm_blocks has {b}; the LM has blocks 0..{cfg.lm_n_blocks - 1}")

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ..data.aokvqa import DatasetError, Question
+from ..errors import UserError
 from ..model.image_processing import capped_grid, tile_grid
 from ..settings import PointSettings
 from .direct_answer import score_direct
@@ -36,11 +37,12 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]
 # means every .py under it); the evaluate rule lists the same as its code inputs
 RECORD_CODE = ("model/", "evaluate/", "reduce/", "data/", "settings.py",
                "engine.py", "engine/", "lm.py", "plan*.py", "plan/", "flops*.py", "flops/",
-               "sidecar.py")
+               "sidecar.py", "__init__.py", "errors.py", "fieldtypes.py", "hub.py", "machine.py",
+               "parity.py")
 FINGERPRINT_FORMAT = 1
 
 
-class StaleRecordsError(ValueError):
+class StaleRecordsError(UserError, ValueError):
     """Finished records that were made by other settings, model, data or code."""
 
 
@@ -368,7 +370,7 @@ def evaluate_shard(model, data_path, settings: dict, shard: int, n_shards: int, 
     point = PointSettings.from_dict(settings)
     engine = load(str(model), tokenizer=tokenizer, device=device)
     if engine.device.type == "cpu":  # reuse freed activations instead of page-faulting fresh mmaps
-        from ..bench import tune_malloc
+        from ..machine import tune_malloc
         tune_malloc()
     point.check_against(engine.cfg)
     questions = take_shard(load_questions(data_path, max_samples), shard, n_shards)

@@ -59,16 +59,28 @@ class NanoVLM(nn.Module):
         return self.cfg.lm_base_vocab_size  # the first extra token is <|image|>
 
     # --- vision side -------------------------------------------------------------------
-    def vision_features(self, tiles: torch.Tensor, n_blocks: int | None = None) -> torch.Tensor:
+    def vision_features(self, tiles: torch.Tensor, n_blocks: int | None = None,
+                        settings=None) -> torch.Tensor:
         """ViT features [n_tiles, patches, D]. Tiles smaller or larger than the trained
-        size get interpolated position embeddings; `n_blocks` runs only the first blocks."""
+        size get interpolated position embeddings; `n_blocks` runs only the first blocks;
+        a point's `settings` may merge tokens (vit_merge_*) or run the later blocks on a
+        coarser grid (vit_hourglass_*) inside the ViT (reduce/vit_merge, reduce/vit_hourglass)."""
         vm = self.vit
         interpolate = tiles.shape[-1] != self.cfg.vit_img_size
         hidden = vm.embeddings(tiles, interpolate_pos_encoding=interpolate)
         layers = vm.encoder.layers[: n_blocks or len(vm.encoder.layers)]
-        for layer in layers:
-            out = layer(hidden, attention_mask=None)
-            hidden = out[0] if isinstance(out, tuple) else out
+        if settings is not None and settings.vit_merge_ratio > 0:
+            from ..reduce import vit_merge
+            hidden = vit_merge.run_blocks(layers, hidden, settings.vit_merge_ratio,
+                                          settings.vit_merge_start)
+        elif settings is not None and settings.vit_hourglass_block is not None:
+            from ..reduce import vit_hourglass
+            hidden = vit_hourglass.run_blocks(layers, hidden, settings.vit_hourglass_block,
+                                              settings.vit_hourglass_factor)
+        else:
+            for layer in layers:
+                out = layer(hidden, attention_mask=None)
+                hidden = out[0] if isinstance(out, tuple) else out
         return vm.post_layernorm(hidden)
 
     def encode_images(self, tiles: torch.Tensor, n_blocks: int | None = None) -> torch.Tensor:

@@ -5,7 +5,7 @@ import argparse
 
 
 def add_train_parser(subparsers) -> argparse.ArgumentParser:
-    from ..cli import at_least, device
+    from ..argtypes import at_least, device
     p = subparsers.add_parser("train", help="train the demo model or fine-tune a checkpoint with a recipe")
     p.add_argument("--recipe", required=True,
                    help="recipe name (train/recipes.py): demo, demo-blind, demo-learned-pool, "

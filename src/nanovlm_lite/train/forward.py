@@ -27,7 +27,7 @@ def image_tokens(model, tiles: torch.Tensor, settings, tiles_per_image: list[int
     vit_grad = _needs_grad(model.vision)
     with contextlib.nullcontext() if vit_grad else torch.no_grad():
         with vit_attention_probe(model, settings) as probe:  # q, k for select: attention
-            features = model.vision_features(tiles, settings.vit_blocks)
+            features = model.vision_features(tiles, settings.vit_blocks, settings)
     with contextlib.nullcontext() if vit_grad or _needs_grad(model.projector) else torch.no_grad():
         tokens = model.projector(features)
     return reduce_image_tokens(model, tokens, features, settings, probe=probe,

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import UserError
 from .trainer import TrainConfig, train, write_training_record
 
 
@@ -137,7 +138,7 @@ def _data_paths(data) -> tuple[Path, Path | None]:
     return train_path, val_path
 
 
-class TrainingOutputError(ValueError):
+class TrainingOutputError(UserError, ValueError):
     """An output directory that already holds a model trained by another setup."""
 
 

@@ -11,10 +11,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import UserError
+
 STATE_NAME = "trainer_state.pt"
 
 
-class StateMismatchError(ValueError):
+class StateMismatchError(UserError, ValueError):
     """A saved training state made by another setup than the run asked for."""
 
 
