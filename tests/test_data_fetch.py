@@ -79,3 +79,26 @@ def test_local_file_without_schema_is_rejected(tmp_path):
     with pytest.raises(DatasetError, match="bad.parquet.*missing column.*choices"):
         fetch_dataset(str(bad), "validation", tmp_path / "out.parquet")
     assert not (tmp_path / "out.parquet").exists()
+
+
+def test_outputs_written_through_temp_files_are_readable_like_any_other(hub_cache, tmp_path,
+                                                                       fixture_dir):
+    """mkstemp and safetensors write 0600; moved into place, a fetched parquet or a saved
+    checkpoint must have the umask's usual mode, or others on a shared machine can't read it."""
+    import os
+
+    import nanovlm_lite
+    from nanovlm_lite.model.checkpoint import save_upstream_checkpoint
+    old = os.umask(0o022)
+    try:
+        out = fetch_dataset(REPO, "validation", tmp_path / "val.parquet")
+        model_dir = save_upstream_checkpoint(nanovlm_lite.load(str(fixture_dir)).model,
+                                             tmp_path / "ckpt")
+        plain = tmp_path / "plain.txt"
+        plain.write_text("x")
+    finally:
+        os.umask(old)
+    want = plain.stat().st_mode & 0o777
+    assert want == 0o644
+    assert out.stat().st_mode & 0o777 == want
+    assert (model_dir / "model.safetensors").stat().st_mode & 0o777 == want
