@@ -168,8 +168,9 @@ def _data_paths(data, val=None) -> tuple[Path, Path | None]:
 def _check_validation(recipe: str, config: TrainConfig, val_path) -> None:
     """A recipe that validates (eval_questions > 0) and has no validation data is an error,
     not a training.json that silently says `validation_questions: 0`."""
+    from ..data.aokvqa import DatasetError
     if config.eval_questions > 0 and val_path is None:
-        raise ValueError(
+        raise DatasetError(
             f"recipe {recipe!r} validates on {config.eval_questions} questions "
             f"(eval_questions) but no validation data was found: give it (the study passes "
             f"its evaluated split; `nanovlm-lite train --val FILE`, or a val.parquet beside "
@@ -274,13 +275,13 @@ def train_demo_model(data_dir, out_dir, threads: int = 1, recipe: str = "demo",
     out_dir = Path(out_dir)
     settings = PointSettings.from_dict({**spec.settings, **(settings or {})})
     train_path, val_path = _data_paths(data_dir, val_data)
-    _check_validation(recipe, config, val_path)
     setup = training_setup(recipe, config, settings, None, train_path, val_path)
     if resume and _finished(out_dir, setup):
         print(f"{out_dir}: already trained by this setup (training.json); nothing to do")
         return out_dir
     t0 = time.time()
     questions = _answered(load_questions(train_path), train_path)
+    _check_validation(recipe, config, val_path)
     val = _answered(load_questions(val_path), val_path) if val_path else []
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(max(1, threads))
@@ -339,13 +340,13 @@ def finetune(model, data_path, recipe: str, settings: dict | None, out_dir, thre
     out_dir = Path(out_dir)
     point = PointSettings.from_dict({**spec.settings, **(settings or {})})
     train_path, val_path = _data_paths(data_path, val_data)
-    _check_validation(recipe, config, val_path)
     setup = training_setup(recipe, config, point, model, train_path, val_path)
     if resume and _finished(out_dir, setup):
         print(f"{out_dir}: already trained by this setup (training.json); nothing to do")
         return out_dir
     t0 = time.time()
     questions = _answered(load_questions(train_path), train_path)
+    _check_validation(recipe, config, val_path)
     val = _answered(load_questions(val_path), val_path) if val_path else []
     torch.set_num_threads(max(1, threads))
     engine = load(str(model), device=device, dtype=torch.float32)
