@@ -137,14 +137,15 @@ def main(argv=None) -> int:
     wall = time.time() - t0
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = children.ru_utime + children.ru_stime + time.process_time()
+    print(f"rehearsal: {sum(ran.values())} jobs, {wall:.0f} s wall, {cpu:.0f} CPU-s "
+          f"(budget {BUDGET_CPU_SECONDS} CPU-s = 10 minutes on 2 cores) in {root}", flush=True)
+    real = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    for line in check(work, real, overlay, ran):
+        print(f"rehearsal ok: {line}", flush=True)
     again = snakemake(work, overlay_path, args.cores)
     assert "Nothing to be done" in again and not jobs_run(again), \
         f"a second run had work to do:\n{again[-3000:]}"
-    real = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    for line in check(work, real, overlay, ran) + ["a second run: nothing to be done"]:
-        print(f"rehearsal ok: {line}")
-    print(f"rehearsal: {sum(ran.values())} jobs, {wall:.0f} s wall, {cpu:.0f} CPU-s "
-          f"(budget {BUDGET_CPU_SECONDS} CPU-s = 10 minutes on 2 cores) in {root}")
+    print("rehearsal ok: a second run has nothing to do")
     assert cpu <= BUDGET_CPU_SECONDS, f"over budget: {cpu:.0f} CPU-s"
     if not args.keep and not args.dir:
         shutil.rmtree(root, ignore_errors=True)
