@@ -40,9 +40,10 @@ def install_command(python: str, torch_version: str) -> list[str]:
 
 def missing_message(python: str, module: str, torch_version: str | None) -> str:
     """The one line the parity rule fails with when upstream's code cannot import."""
-    if module == "torch" or not torch_version:
-        return (f"upstream nanoVLM's code cannot import 'torch' with {python}; give parity.python "
-                f"an interpreter that has torch (or `--software-deployment-method conda`)")
+    if not torch_version:  # torch itself, or numpy / PIL before it
+        return (f"upstream nanoVLM's code cannot import {module!r} with {python}; install it "
+                f"there, or give parity.python an interpreter that has torch, the matching "
+                f"torchvision and einops (or `--software-deployment-method conda`)")
     command = " ".join(install_command(python, torch_version))
     return (f"upstream nanoVLM's code cannot import {module!r} with {python} (torch "
             f"{torch_version}); install it there: `{command}`, or give parity.python another "

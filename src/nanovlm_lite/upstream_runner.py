@@ -15,10 +15,10 @@ def main(upstream_dir, model_dir, cases_path, out_path, max_new_tokens=4):
     # beside this script, which Python put first on sys.path
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [upstream_dir] + [p for p in sys.path if os.path.abspath(p or ".") != here]
-    import numpy as np
-    from PIL import Image
     try:
+        import numpy as np
         import torch
+        from PIL import Image
         from data.processors import get_image_processor, get_image_string, get_tokenizer
         from models.vision_language_model import VisionLanguageModel
     except ModuleNotFoundError as e:  # parity.py turns this into one line with the fix
