@@ -6,7 +6,7 @@ SNAKE  := $(VENV)/bin/snakemake
 CORES  ?= all
 TORCH  ?= torch==2.13.0
 
-.PHONY: venv demo test study report lint dry-run clean-demo
+.PHONY: venv demo test study report lint dry-run clean-demo rehearse
 
 # torch first, from the pinned CPU wheel: a bare `torch` requirement would pull a
 # multi-GB CUDA build. The package's own range (torch>=2.4) is then already satisfied.
@@ -26,12 +26,18 @@ demo: venv
 	$(SNAKE) --profile profiles/local --configfile config/demo.yaml --cores $(CORES)
 	$(SNAKE) --profile profiles/local --configfile config/demo.yaml --report results/demo/report.html
 
-# The real study: needs the model hub and, to finish in hours, a GPU. torchvision is only
-# for upstream nanoVLM's own code in the parity rule (it must match the torch build).
+# The real study: needs the model hub and, to finish in hours, a GPU. torchvision (and
+# einops) only for upstream nanoVLM's own code in the parity rule: the torchvision release
+# matching the installed torch, --no-deps, so torch is never replaced.
 study: venv
-	$(PY) -m pip install --quiet torchvision
+	$(PY) -m nanovlm_lite.upstream_env install
 	$(SNAKE) --profile profiles/local --configfile config/config.yaml --cores $(CORES)
 	$(SNAKE) --profile profiles/local --configfile config/config.yaml --report results/aokvqa/report.html
+
+# The real study (config/config.yaml unchanged) end to end against local stand-ins for
+# GitHub and the hubs, in a temp dir, then checked (tests/rehearse.py); ~10 CPU-minutes.
+rehearse: venv
+	$(PY) tests/rehearse.py --cores 2
 
 report: venv
 	$(SNAKE) --profile profiles/local --configfile config/config.yaml --report results/aokvqa/report.html

@@ -135,9 +135,22 @@ def _check_prompt(config):
         raise WorkflowError(f"config prompt_template: {e}") from None
 
 
+def _check_train_overrides(config):
+    """train_overrides, checked against the training options every recipe has."""
+    try:
+        from nanovlm_lite.train.recipes import check_overrides
+    except ImportError:
+        return
+    try:
+        check_overrides(config["train_overrides"])
+    except ValueError as e:
+        raise WorkflowError(f"config train_overrides: {e}") from None
+
+
 _check_names(config)
 _validate(config)
 _check_settings(config["points"])
+_check_train_overrides(config)
 _check_paths(config)
 _check_prompt(config)
 

@@ -18,6 +18,7 @@ if config["train"]:
             f"results/{STUDY}/benchmarks/train_demo_model.tsv"
         params:
             recipe=config["train_recipe"],
+            overrides=config["train_overrides"],
         threads: config["threads"]["train"]
         resources:
             gpu=1,
@@ -32,6 +33,7 @@ rule finetune:
     input:
         model=BASE_MODEL,
         data=TRAIN_DATA,
+        val=EVAL_DATA,  # validation on the study's evaluated split
         code=package_sources("train/", "model/", "data/", "reduce/", "settings.py", "lm.py",
                                  "engine.py", "sidecar.py", "evaluate/",
                                  "__init__.py", "errors.py", "fieldtypes.py", "flops.py", "hub.py",
@@ -46,6 +48,7 @@ rule finetune:
         recipe=lambda w: POINTS[w.point]["finetune"],
         settings=point_settings,
         device=config["device"],
+        overrides=config["train_overrides"],
     threads: config["threads"]["finetune"]
     resources:
         gpu=1,

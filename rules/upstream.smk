@@ -39,6 +39,7 @@ rule parity:
         n_samples=config["parity"]["n_samples"],
         tolerance=config["parity"]["tolerance"],
         device=config["parity"]["device"],
+        python=config["parity"]["python"],
     threads: config["threads"]["parity"]
     resources:
         gpu=1,

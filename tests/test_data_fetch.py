@@ -79,3 +79,47 @@ def test_local_file_without_schema_is_rejected(tmp_path):
     with pytest.raises(DatasetError, match="bad.parquet.*missing column.*choices"):
         fetch_dataset(str(bad), "validation", tmp_path / "out.parquet")
     assert not (tmp_path / "out.parquet").exists()
+
+
+def test_outputs_written_through_temp_files_are_readable_like_any_other(hub_cache, tmp_path,
+                                                                       fixture_dir):
+    """mkstemp and safetensors write 0600; moved into place, a fetched parquet or a saved
+    checkpoint must have the umask's usual mode, or others on a shared machine can't read it."""
+    import os
+
+    import nanovlm_lite
+    from nanovlm_lite.model.checkpoint import save_upstream_checkpoint
+    old = os.umask(0o022)
+    try:
+        out = fetch_dataset(REPO, "validation", tmp_path / "val.parquet")
+        model_dir = save_upstream_checkpoint(nanovlm_lite.load(str(fixture_dir)).model,
+                                             tmp_path / "ckpt")
+        plain = tmp_path / "plain.txt"
+        plain.write_text("x")
+    finally:
+        os.umask(old)
+    want = plain.stat().st_mode & 0o777
+    assert want == 0o644
+    assert out.stat().st_mode & 0o777 == want
+    assert (model_dir / "model.safetensors").stat().st_mode & 0o777 == want
+
+
+def test_the_rehearsal_dataset_stand_in_fetches_as_the_hub_copy_would(tmp_path, monkeypatch):
+    """tests/standins' A-OKVQA: hub layout (train in two shards), COCO-sized JPEGs with one
+    greyscale, direct answers as a string of a Python list, a test split without answers."""
+    from standins.dataset import DATASET_ID, add_dataset
+    cache = tmp_path / "hub"
+    rows = add_dataset(cache, n_validation=4, n_train=6, n_test=2)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    files = sorted(p.name for p in cache.rglob("*.parquet"))
+    assert [f.split("-")[0] for f in files] == ["test", "train", "train", "validation"]
+    val = load_questions(fetch_dataset(DATASET_ID, "validation", tmp_path / "v.parquet",
+                                       expected_rows=rows["validation"]))
+    assert [q.image().size for q in val] == [(640, 480), (500, 375), (427, 640), (640, 427)]
+    assert val[3].image(mode=None).mode == "L" and len(val[0].direct_answers) == 10
+    assert val[0].image(mode=None).format == "JPEG"
+    train = fetch_dataset(DATASET_ID, "train", tmp_path / "t.parquet", expected_rows=6)
+    assert len(load_questions(train)) == 6
+    test = load_questions(fetch_dataset(DATASET_ID, "test", tmp_path / "test.parquet"))
+    assert all(q.correct_choice_idx is None for q in test)

@@ -107,3 +107,52 @@ def test_unreachable_hub_is_a_clear_error(tmp_path, monkeypatch):
 def test_not_a_model_is_a_clear_error(tmp_path):
     with pytest.raises(CheckpointError, match="no config.json"):
         nanovlm_lite.load(str(tmp_path))
+
+
+def _hub_model_with_tokenizer_repo(fixture_dir, cache):
+    """The fixture as a hub model naming a hub tokenizer repo that also holds files that are
+    not the tokenizer's (weights, a README): blobs + snapshot symlinks, as the hub caches."""
+    from standins.hub import add_repo
+    config = json.loads((fixture_dir / "config.json").read_text())
+    config["lm_tokenizer"] = "someorg/tiny-tok"
+    add_repo(cache, "someorg/tiny-vlm", {"config.json": json.dumps(config).encode(),
+                                         "model.safetensors": fixture_dir / "model.safetensors",
+                                         "README.md": b"# not needed"})
+    tok = fixture_dir / "tokenizer"
+    add_repo(cache, "someorg/tiny-tok", {"tokenizer.json": tok / "tokenizer.json",
+                                         "tokenizer_config.json": tok / "tokenizer_config.json",
+                                         "model.safetensors": b"an LM's weights", "README.md": b"#"})
+
+
+def test_download_links_the_weights_and_copies_only_tokenizer_files(fixture_dir, tmp_path,
+                                                                   monkeypatch):
+    cache = tmp_path / "hub"
+    _hub_model_with_tokenizer_repo(fixture_dir, cache)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from nanovlm_lite.model.checkpoint import download_model
+    dest = download_model("someorg/tiny-vlm", tmp_path / "models" / "tiny")
+    assert sorted(p.name for p in (dest / "tokenizer").iterdir()) == [
+        "tokenizer.json", "tokenizer_config.json"]
+    assert sorted(p.name for p in dest.iterdir()) == ["config.json", "model.safetensors", "tokenizer"]
+    blob = (cache / "models--someorg--tiny-vlm" / "snapshots").glob("*/model.safetensors")
+    blob = next(blob).resolve()
+    weights = dest / "model.safetensors"
+    assert weights.resolve() == blob or weights.stat().st_ino == blob.stat().st_ino  # not a copy
+    assert nanovlm_lite.load(str(dest)).cfg.lm_vocab_size == load_config(
+        fixture_dir / "config.json").lm_vocab_size
+
+
+def test_uncached_model_with_the_hub_unreachable_fails_at_once(tmp_path, monkeypatch):
+    """No HF_HUB_OFFLINE, no network: one connect, then a clear error (no retries)."""
+    import time
+
+    import nanovlm_lite.model.prompt as prompt
+    from nanovlm_lite.model.checkpoint import download_model
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(prompt, "_hub_reachable", lambda timeout=3.0: False)
+    t0 = time.time()
+    with pytest.raises(HubUnreachableError, match="someorg/missing.*cannot connect"):
+        download_model("someorg/missing", tmp_path / "m")
+    assert time.time() - t0 < 5 and not (tmp_path / "m").exists()

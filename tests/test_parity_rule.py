@@ -11,75 +11,14 @@ import pytest
 from nanovlm_lite.parity import ParityError, run_parity
 
 from helpers import make_parquet
+from standins import upstream as standin_upstream
 
-FAKE_PROCESSORS = '''
-from transformers import AutoTokenizer
-from nanovlm_lite.model.image_processing import TilingRule, process_image
-
-def get_tokenizer(name, extra_special_tokens=None, chat_template=None):
-    tok = AutoTokenizer.from_pretrained(name, extra_special_tokens=extra_special_tokens,
-                                        chat_template=chat_template)
-    tok.pad_token = tok.eos_token
-    return tok
-
-def get_image_processor(max_img_size, tile, resize_to_max_side_len=False):
-    def process(image):
-        p = process_image(image, TilingRule(tile, max_img_size, resize_to_max_side_len))
-        return p.tiles, p.grid
-    return process
-
-def get_image_string(tokenizer, grids, n):
-    s = ""
-    for n_h, n_w in grids:
-        s += tokenizer.global_image_token + tokenizer.image_token * n
-        if n_h == 1 and n_w == 1:
-            continue
-        for i in range(n_h):
-            for j in range(n_w):
-                s += getattr(tokenizer, f"r{i+1}c{j+1}") + tokenizer.image_token * n
-    return s
-'''
-
-FAKE_VLM = '''
-import torch
-from nanovlm_lite.model.load import load_model
-from nanovlm_lite.engine import Engine, Prompt
-from nanovlm_lite.settings import PointSettings
-
-class VisionLanguageModel:
-    @classmethod
-    def from_pretrained(cls, path):
-        self = cls()
-        self.model, _ = load_model(path)
-        self.cfg = self.model.cfg
-        self.decoder = type("D", (), {"head": self.model.lm.lm_head})()
-        return self
-
-    def eval(self):
-        return self
-
-    def __call__(self, input_ids, tiles):
-        tokens = self.model.encode_images(tiles)
-        embeds = self.model.embed(input_ids, tokens)
-        out = self.model.lm.model(inputs_embeds=embeds)
-        return out.last_hidden_state, None
-
-    def generate(self, input_ids, tiles, max_new_tokens=5, greedy=False):
-        engine = Engine(self.model, type("T", (), {"pad_token_id": 0, "eos_token_id": -1})())
-        from nanovlm_lite.model.image_processing import ProcessedImage
-        prompt = Prompt(input_ids[0].tolist(), ProcessedImage(tiles, (1, 1), False))
-        return torch.tensor(engine.generate([prompt], PointSettings(), max_new_tokens, False))
-'''
+FAKE_PROCESSORS = standin_upstream.PROCESSORS
 
 
 @pytest.fixture()
 def fake_upstream(tmp_path):
-    root = tmp_path / "nanoVLM"
-    (root / "models").mkdir(parents=True)
-    (root / "data").mkdir()
-    (root / "data" / "processors.py").write_text(textwrap.dedent(FAKE_PROCESSORS))
-    (root / "models" / "vision_language_model.py").write_text(textwrap.dedent(FAKE_VLM))
-    return root
+    return standin_upstream.write_layout(tmp_path / "nanoVLM")
 
 
 def test_parity_passes_and_writes_a_report(fake_upstream, fixture_dir, tmp_path):
@@ -107,7 +46,7 @@ def run_parity_with_shift(fixture_dir, data, tmp_path, monkeypatch):
     import nanovlm_lite
     engine = nanovlm_lite.load(str(fixture_dir))
 
-    def fake_upstream(upstream_dir, model_dir, cases, out_npz, max_new_tokens=4):
+    def fake_upstream(upstream_dir, model_dir, cases, out_npz, max_new_tokens=4, python=None):
         out = {}
         for k, case in enumerate(cases):
             p = engine.prepare(Image.open(case["image"]), case["text"])
@@ -129,3 +68,80 @@ def test_broken_upstream_code_is_reported(tmp_path, fixture_dir):
     data = make_parquet(tmp_path / "q.parquet", n=1)
     with pytest.raises(ParityError, match="upstream nanoVLM's code failed"):
         run_parity(tmp_path / "no-such-clone", fixture_dir, data, tmp_path / "p.json", n_samples=1)
+
+
+def _interpreter(tmp_path, name, pythonpath=None):
+    """An executable standing in for another environment's python: it notes that it ran,
+    then runs this interpreter (with `pythonpath` first, to hide or shadow modules)."""
+    import os
+    import sys
+    script = tmp_path / name
+    env = f'PYTHONPATH="{pythonpath}${{PYTHONPATH:+:$PYTHONPATH}}" ' if pythonpath else ""
+    script.write_text(f'#!/bin/sh\ntouch "{tmp_path}/{name}.ran"\n{env}exec "{sys.executable}" "$@"\n')
+    script.chmod(0o755)
+    assert os.access(script, os.X_OK)
+    return script
+
+
+def test_parity_runs_upstream_with_the_given_interpreter(fake_upstream, fixture_dir, tmp_path):
+    data = make_parquet(tmp_path / "q.parquet", n=1)
+    python = _interpreter(tmp_path, "upstream-python")
+    report = run_parity(fake_upstream, fixture_dir, data, tmp_path / "parity.json", n_samples=1,
+                        python=str(python))
+    assert report["ok"] and report["python"] == str(python)
+    assert (tmp_path / "upstream-python.ran").exists()
+
+
+def test_missing_torchvision_is_one_line_with_the_matching_install_command(
+        fake_upstream, fixture_dir, tmp_path):
+    """Upstream's code imports torchvision; an interpreter without it gets one line naming
+    the module and the pip command for the torchvision release of its torch, --no-deps."""
+    import torch
+
+    from nanovlm_lite.upstream_env import matching_torchvision
+    (fake_upstream / "data" / "processors.py").write_text(
+        "import torchvision.transforms\n" + textwrap.dedent(FAKE_PROCESSORS))
+    hidden = tmp_path / "no-torchvision"
+    hidden.mkdir()  # shadows an installed torchvision: this interpreter "has none"
+    (hidden / "torchvision.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'torchvision'\", name='torchvision')\n")
+    python = _interpreter(tmp_path, "bare-python", pythonpath=hidden)
+    data = make_parquet(tmp_path / "q.parquet", n=1)
+    with pytest.raises(ParityError) as err:
+        run_parity(fake_upstream, fixture_dir, data, tmp_path / "parity.json", n_samples=1,
+                   python=str(python))
+    message = str(err.value)
+    assert "\n" not in message and "'torchvision'" in message
+    assert (f"`{python} -m pip install --no-deps "
+            f"torchvision=={matching_torchvision(torch.__version__)} einops`") in message
+
+
+def test_torchvision_release_matches_torch():
+    from nanovlm_lite.upstream_env import matching_torchvision
+    assert matching_torchvision("2.13.0+cpu") == "0.28.0"
+    assert matching_torchvision("2.14.1") == "0.29.1"
+    assert matching_torchvision("2.5.1+cu124") == "0.20.1"  # a known published pair
+    with pytest.raises(ValueError, match="torch 2.x"):
+        matching_torchvision("1.13.1")
+
+
+def test_make_study_installs_the_matching_torchvision_without_touching_torch():
+    """`make study` runs upstream_env install: pip gets torchvision pinned to this torch's
+    release and --no-deps (so torch stays), never a bare `torchvision`."""
+    import subprocess
+    import sys
+
+    import torch
+
+    from nanovlm_lite.upstream_env import install, matching_torchvision
+    seen = []
+    assert install("py", run=lambda cmd: seen.append(cmd) or subprocess.CompletedProcess(cmd, 0)) == 0
+    assert seen == [["py", "-m", "pip", "install", "--no-deps",
+                     f"torchvision=={matching_torchvision(torch.__version__)}", "einops"]]
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    dry = subprocess.run(["make", "-n", "study", f"VENV={Path(sys.executable).parent.parent}"],
+                         cwd=root, capture_output=True, text=True)
+    assert dry.returncode == 0, dry.stderr
+    assert "-m nanovlm_lite.upstream_env install" in dry.stdout
+    assert "pip install --quiet torchvision" not in dry.stdout

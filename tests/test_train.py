@@ -323,13 +323,16 @@ def test_aokvqa_recipe_fine_tunes_an_upstream_checkpoint(fixture_dir, tmp_path):
     directory to carry along), at a cheap point's settings: the ViT stays as it was."""
     from helpers import make_parquet
     data = make_parquet(tmp_path / "train.parquet", n=6)
+    val = make_parquet(tmp_path / "validation.parquet", n=4)  # the study's name, not val.parquet
     out = tmp_path / "tuned"
+    overrides = {"steps": 2, "images_per_batch": 2, "accumulate": 2, "lr": 1e-3}
     recipes.finetune(str(fixture_dir), data, "aokvqa-mcq", {"max_tiles": 2}, out, threads=2,
-                     device="cpu", overrides={"steps": 2, "images_per_batch": 2, "accumulate": 2,
-                                              "lr": 1e-3},
-                     progress=False)
+                     device="cpu", overrides=overrides, progress=False, val_data=val)
     record = json.loads((out / "training.json").read_text())
     assert record["settings"] == {"max_tiles": 2} and len(record["history"]) == 2
+    assert record["overrides"] == overrides and record["config"]["steps"] == 2
+    assert record["validation_data"] == str(val) and record["validation_questions"] == 4
+    assert "letter" in record["validation"]
     assert (out / "tokenizer" / "tokenizer.json").exists()
     with safe_open(str(fixture_dir / "model.safetensors"), framework="pt") as a, \
             safe_open(str(out / "model.safetensors"), framework="pt") as b:
@@ -374,3 +377,25 @@ def test_batches_are_a_pure_function_of_the_step(tokenizer_dir, questions):
     per_epoch = -(-data.n_images // 3)  # an epoch walks through every image once
     seen = {img for i in range(per_epoch) for img, _ in data.draw(0, i, 3, 2)}
     assert seen == set(range(data.n_images))
+
+
+def test_a_recipe_that_validates_without_validation_data_is_an_error(fixture_dir, tmp_path):
+    """Not a training.json saying `validation_questions: 0`: a train parquet with no
+    val.parquet beside it and no validation file given stops before any training."""
+    from helpers import make_parquet
+    data = make_parquet(tmp_path / "train.parquet", n=4)
+    with pytest.raises(ValueError, match="aokvqa-mcq.*validates on 300 questions.*no validation data"):
+        recipes.finetune(str(fixture_dir), data, "aokvqa-mcq", {}, tmp_path / "tuned",
+                         device="cpu", progress=False)
+    assert not (tmp_path / "tuned").exists()
+
+
+def test_train_overrides_are_checked_by_the_training_options_types():
+    assert recipes.check_overrides({"steps": 2, "lr": 1}) == {"steps": 2, "lr": 1.0}
+    assert recipes.check_overrides(None) == {}
+    with pytest.raises(ValueError, match="unknown training option.*'stepz'.*known: accumulate"):
+        recipes.check_overrides({"stepz": 2})
+    with pytest.raises(ValueError, match="'steps': expected an integer, got True"):
+        recipes.check_overrides({"steps": True})
+    with pytest.raises(ValueError, match="expected a mapping"):
+        recipes.check_overrides([("steps", 2)])

@@ -68,5 +68,19 @@ def test_existing_checkout_at_another_commit_is_an_error(origin, tmp_path):
 
 def test_unreachable_url_names_it_and_the_offline_demo(tmp_path):
     url = (tmp_path / "no-such-repo").as_uri()
-    with pytest.raises(UpstreamError, match="could not clone .*no-such-repo.*demo"):
+    with pytest.raises(UpstreamError, match="(?s)could not clone .*no-such-repo.*demo"):
         clone_upstream(url, "0" * 40, tmp_path / "nanoVLM")
+
+
+def test_a_failed_clone_keeps_every_line_git_wrote(tmp_path):
+    """git says what failed on one line and sums up on another (e.g. `remote: fatal: unable
+    to read <blob>` then `fatal: early EOF`): both are in the error, not only the last."""
+    url = (tmp_path / "no-such-repo").as_uri()
+    proc = subprocess.run(["git", "clone", "--quiet", "--no-checkout", url, str(tmp_path / "x")],
+                          capture_output=True, text=True)
+    lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) >= 2  # git's own message for a missing repository has two
+    with pytest.raises(UpstreamError) as err:
+        clone_upstream(url, "0" * 40, tmp_path / "nanoVLM")
+    for line in lines:
+        assert f"git: {line}" in str(err.value)

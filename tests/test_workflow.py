@@ -181,6 +181,10 @@ def _demo_with(workflow, **changes):
                                            "got 64.0 (float)"),
     ({"points.full": {"scoring": "vote"}}, "config points/full/scoring: 'vote' is not one of "
                                            "'letter', 'cloze', 'generate'"),
+    ({"train_overrides": {"stepz": 2}}, "config train_overrides: unknown training option(s) "
+                                        "'stepz'; known: accumulate,"),
+    ({"train_overrides": {"steps": 2.5}}, "config train_overrides: training option 'steps': "
+                                          "expected an integer, got 2.5"),
     ({"train": False, "model": "resources/models/missing"},
      "config model: 'resources/models/missing' is a local path and there is no such directory"),
 ])

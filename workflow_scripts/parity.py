@@ -10,4 +10,5 @@ from nanovlm_lite.parity import run_parity
 torch.set_num_threads(snakemake.threads)
 run_parity(snakemake.input.upstream, snakemake.input.model, snakemake.input.data,
            snakemake.output[0], n_samples=snakemake.params.n_samples,
-           tolerance=snakemake.params.tolerance, device=snakemake.params.device)
+           tolerance=snakemake.params.tolerance, device=snakemake.params.device,
+           python=snakemake.params.python)

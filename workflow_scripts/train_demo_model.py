@@ -11,4 +11,5 @@ from nanovlm_lite.train.recipes import train_demo_model
 
 torch.set_num_threads(snakemake.threads)
 train_demo_model(Path(snakemake.input.train).parent, snakemake.output[0],
-                 threads=snakemake.threads, recipe=snakemake.params.recipe)
+                 threads=snakemake.threads, recipe=snakemake.params.recipe,
+                 overrides=snakemake.params.overrides, val_data=snakemake.input.val)

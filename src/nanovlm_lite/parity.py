@@ -7,6 +7,7 @@ past the tolerance, so a port bug stops the study before any point is evaluated.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -32,7 +33,12 @@ def _cases_from_dataset(data_path, n_samples: int, workdir: Path) -> list[dict]:
 
 
 def run_upstream(upstream_dir, model_dir, cases: list[dict], out_npz: Path,
-                 max_new_tokens: int = 4, python: str = sys.executable) -> dict:
+                 max_new_tokens: int = 4, python: str | None = None) -> dict:
+    """Upstream's numbers for `cases`, computed by `python` (parity.python; None = ours)."""
+    from .upstream_env import missing_message, parse_import_error
+    python = python or sys.executable
+    if os.sep in python and not os.path.isabs(python):  # the subprocess runs in model_dir
+        python = os.path.abspath(python)
     cases_path = out_npz.with_suffix(".cases.json")
     cases_path.write_text(json.dumps(cases))
     runner = Path(__file__).with_name("upstream_runner.py")
@@ -41,23 +47,30 @@ def run_upstream(upstream_dir, model_dir, cases: list[dict], out_npz: Path,
                            str(Path(model_dir).resolve()), str(cases_path.resolve()),
                            str(out_npz.resolve()), str(max_new_tokens)],
                           capture_output=True, text=True, cwd=model_dir)
+    missing = parse_import_error(proc.stderr) if proc.returncode != 0 else None
+    if missing:
+        raise ParityError(missing_message(python, *missing))
     if proc.returncode != 0:
-        raise ParityError(f"upstream nanoVLM's code failed in {upstream_dir}:\n{proc.stderr[-3000:]}")
+        raise ParityError(f"upstream nanoVLM's code failed in {upstream_dir} (run by {python}):"
+                          f"\n{proc.stderr[-3000:]}")
     return dict(np.load(out_npz))
 
 
 def run_parity(upstream_dir, model_dir, data_path, out_json, n_samples: int = 4,
-               tolerance: float = 1e-3, device: str = "cpu", max_new_tokens: int = 4) -> dict:
+               tolerance: float = 1e-3, device: str = "cpu", max_new_tokens: int = 4,
+               python: str | None = None) -> dict:
     """Compares input ids, grids, tiles, last-position logits and greedy tokens; writes the
-    report to `out_json`, then raises ParityError if anything is off."""
+    report to `out_json`, then raises ParityError if anything is off. `python` runs
+    upstream's code (parity.python; None = this interpreter)."""
     from . import load
     engine = load(str(model_dir), device=device, dtype="float32")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         cases = _cases_from_dataset(data_path, n_samples, tmp)
-        upstream = run_upstream(upstream_dir, model_dir, cases, tmp / "upstream.npz", max_new_tokens)
+        upstream = run_upstream(upstream_dir, model_dir, cases, tmp / "upstream.npz", max_new_tokens,
+                                python)
         report = {"model": str(model_dir), "upstream": str(upstream_dir), "tolerance": tolerance,
-                  "device": device, "cases": []}
+                  "device": device, "python": python or sys.executable, "cases": []}
         from PIL import Image
         for k, case in enumerate(cases):
             prompt = engine.prepare(Image.open(case["image"]), case["text"])

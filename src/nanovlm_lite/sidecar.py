@@ -24,6 +24,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .files import readable
+
 SIDECAR_NAME = "nanovlm_lite_sidecar.safetensors"
 FORMAT = "nanovlm-lite-sidecar"
 VERSION = "1"
@@ -66,6 +68,7 @@ def save_sidecar(model, model_dir) -> Path | None:
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata={"format": FORMAT, "version": VERSION,
                                            "modules": ",".join(modules)})
+    readable(tmp)  # safetensors writes 0600
     os.replace(tmp, path)
     return path
 

@@ -11,8 +11,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-OFFLINE_HINT = ("The real study needs network access for this step; the demo study "
-                "(`snakemake --configfile config/demo.yaml`, or `make demo`) runs offline.")
+OFFLINE_HINT = ("If the network is the problem: the real study needs it for this step; the "
+                "demo study (`snakemake --configfile config/demo.yaml`, or `make demo`) runs "
+                "offline.")
 
 
 class UpstreamError(RuntimeError):
@@ -36,9 +37,11 @@ def _head(repo: Path) -> str | None:
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
-def _last_line(text: str) -> str:
+def _git_says(text: str) -> str:
+    """All of git's own stderr lines, trimmed: the line that says what failed (e.g.
+    `remote: fatal: unable to read <blob>`) is often not the last one."""
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else "(no message)"
+    return "\n".join(f"  git: {ln}" for ln in lines) if lines else "  git: (no message)"
 
 
 def clone_upstream(url: str, commit: str, dest) -> Path:
@@ -64,12 +67,12 @@ def clone_upstream(url: str, commit: str, dest) -> Path:
         print(f"cloning {url} into {tmp}")
         proc = _git("clone", "--quiet", "--no-checkout", url, str(tmp))
         if proc.returncode != 0:
-            raise UpstreamError(f"could not clone {url}: {_last_line(proc.stderr)}. "
+            raise UpstreamError(f"could not clone {url}:\n{_git_says(proc.stderr)}\n"
                                 + OFFLINE_HINT)
         proc = _git("checkout", "--quiet", "--detach", commit, cwd=tmp)
         if proc.returncode != 0:
-            raise UpstreamError(f"pinned commit {commit} is not in {url}: "
-                                f"{_last_line(proc.stderr)}")
+            raise UpstreamError(f"could not check out the pinned commit {commit} of {url} "
+                                f"(not in it, or the clone is incomplete):\n{_git_says(proc.stderr)}")
         head = _head(tmp)
         if head != commit:
             raise UpstreamError(

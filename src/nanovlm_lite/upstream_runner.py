@@ -15,12 +15,18 @@ def main(upstream_dir, model_dir, cases_path, out_path, max_new_tokens=4):
     # beside this script, which Python put first on sys.path
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [upstream_dir] + [p for p in sys.path if os.path.abspath(p or ".") != here]
-    import numpy as np
-    import torch
-    from PIL import Image
-
-    from data.processors import get_image_processor, get_image_string, get_tokenizer
-    from models.vision_language_model import VisionLanguageModel
+    try:
+        import numpy as np
+        import torch
+        from PIL import Image
+        from data.processors import get_image_processor, get_image_string, get_tokenizer
+        from models.vision_language_model import VisionLanguageModel
+    except ModuleNotFoundError as e:  # parity.py turns this into one line with the fix
+        if (e.name or "").split(".")[0] in ("data", "models"):
+            raise  # upstream's own code is not there: a broken clone, not a dependency
+        version = sys.modules["torch"].__version__ if "torch" in sys.modules else "-"
+        print(f"NANOVLM_LITE_UPSTREAM_IMPORT_ERROR {e.name} {version}", file=sys.stderr)
+        sys.exit(3)
 
     torch.manual_seed(0)
     model = VisionLanguageModel.from_pretrained(model_dir).eval()

@@ -18,6 +18,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..files import readable
+
 REQUIRED_COLUMNS = ("question_id", "question", "choices", "correct_choice_idx",
                     "direct_answers", "difficult_direct_answer", "image")
 OPTIONAL_COLUMNS = ("rationales",)
@@ -265,6 +267,7 @@ def write_questions(questions_or_rows: Iterable[Question | Mapping[str, Any]],
     os.close(fd)
     try:
         pq.write_table(table, tmp)
+        readable(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from ..hub import (HubUnreachableError, hub_cache_dir, hub_error_message, hub_offline,
                    is_unreachable_error, unreachable_reason)
+from ..files import readable
 from .aokvqa import DatasetError, check_parquet
 
 
@@ -105,6 +106,7 @@ def fetch_dataset(repo_id: str, split: str, out_path: str | os.PathLike,
         if expected_rows is not None and n_rows != expected_rows:
             raise DatasetError(f"{source} split {split!r}: expected {expected_rows} rows, got {n_rows} "
                                f"(from {len(files)} file(s)); wrong split, revision or a partial download?")
+        readable(tmp)
         os.replace(tmp, out_path)
     finally:
         if tmp.exists():

@@ -15,6 +15,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from ..files import readable
 from ..hub import HubUnreachableError, hub_error_message
 from .config import VLMConfig, load_config, preset_names, preset_path, save_config
 
@@ -190,6 +191,7 @@ def save_upstream_checkpoint(model, directory) -> Path:
     tensors = ours_to_upstream(model.state_dict(), model.cfg)
     tmp = directory / "model.safetensors.tmp"
     save_file(tensors, str(tmp), metadata=dict(TIED_METADATA) if model.cfg.lm_tie_weights else None)
+    readable(tmp)  # safetensors writes 0600
     os.replace(tmp, directory / "model.safetensors")
     save_config(model.cfg, directory)
     return directory
@@ -197,41 +199,71 @@ def save_upstream_checkpoint(model, directory) -> Path:
 
 # ---------------------------------------------------------------------------------------
 # finding a checkpoint: a directory, a preset name, a config.json, or a hub id
+TOKENIZER_FILES = ["tokenizer*", "special_tokens_map.json", "vocab.json", "merges.txt"]
+
+
+def _tokenizer_files(folder: Path) -> list[Path]:
+    """The tokenizer's own files in `folder` (what TOKENIZER_FILES names), nothing else the
+    hub repo or an earlier download left in the snapshot (weights, READMEs, configs)."""
+    import fnmatch
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and any(fnmatch.fnmatch(p.name, pat) for pat in TOKENIZER_FILES))
+
+
+def link_weights(src: Path, dst: Path) -> None:
+    """`dst` as a hard link to the blob behind the hub cache's snapshot symlink `src`, so
+    the 1.8 GB checkpoint is not on disk twice; a symlink to the blob when the cache is on
+    another filesystem (hard links cannot cross one). Never a copy."""
+    blob = Path(src).resolve()
+    try:
+        os.link(blob, dst)
+    except OSError:
+        os.symlink(blob, dst)
+
+
 def download_model(repo_id: str, dest=None, revision: str | None = None) -> Path:
     """Fetch config.json + model.safetensors through huggingface_hub (cached, revision
-    pinnable). With `dest`, copy them there and the config's tokenizer into dest/tokenizer/,
-    writing to a `.partial` folder first so an interrupted download is never taken as done."""
+    pinnable). With `dest`: config.json copied there, the weights linked (`link_weights`),
+    and only the tokenizer's own files copied into dest/tokenizer/, all in a `.partial`
+    folder first so an interrupted download is never taken as done.
+
+    A hub that cannot be reached is found with one connect, then only the cache is asked:
+    an uncached model fails at once instead of after half a minute of retries."""
     import shutil
 
-    from huggingface_hub import hf_hub_download, snapshot_download
+    from huggingface_hub import constants, hf_hub_download, snapshot_download
 
     from ..hub import hub_cache_dir, hub_offline, is_unreachable_error
-    opts = dict(revision=revision, cache_dir=hub_cache_dir(), local_files_only=hub_offline())
+    from .prompt import _hub_reachable
+    offline = hub_offline()
+    reason = "HF_HUB_OFFLINE=1 is set" if offline else None
+    if not offline and not _hub_reachable():
+        offline, reason = True, f"cannot connect to {constants.ENDPOINT}"
+    opts = dict(revision=revision, cache_dir=hub_cache_dir(), local_files_only=offline)
     try:
         config_path = Path(hf_hub_download(repo_id, "config.json", **opts))
         weights_path = Path(hf_hub_download(repo_id, "model.safetensors", **opts))
         cfg = load_config(config_path)
-        tokenizer_dir = None
-        if dest is not None and not (config_path.parent / cfg.lm_tokenizer).is_dir():
+        tokenizer_dir = config_path.parent / cfg.lm_tokenizer
+        if dest is not None and not tokenizer_dir.is_dir():
             tokenizer_dir = Path(snapshot_download(
-                cfg.lm_tokenizer, cache_dir=opts["cache_dir"], local_files_only=opts["local_files_only"],
-                allow_patterns=["tokenizer*", "special_tokens_map.json", "vocab.json", "merges.txt"]))
+                cfg.lm_tokenizer, cache_dir=opts["cache_dir"], local_files_only=offline,
+                allow_patterns=TOKENIZER_FILES))
     except Exception as e:
         if is_unreachable_error(e):
-            raise HubUnreachableError(hub_error_message(f"model {repo_id!r}", type(e).__name__)) from None
+            raise HubUnreachableError(hub_error_message(f"model {repo_id!r}",
+                                                        reason or type(e).__name__)) from None
         raise
     if dest is None:
         return config_path.parent
     dest = Path(dest)
     tmp = dest.with_name(dest.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    (tmp / "tokenizer").mkdir(parents=True)
     shutil.copyfile(config_path, tmp / "config.json")
-    shutil.copyfile(weights_path, tmp / "model.safetensors")
-    if tokenizer_dir is not None:
-        shutil.copytree(tokenizer_dir, tmp / "tokenizer")
-    elif (config_path.parent / cfg.lm_tokenizer).is_dir():
-        shutil.copytree(config_path.parent / cfg.lm_tokenizer, tmp / cfg.lm_tokenizer)
+    link_weights(weights_path, tmp / "model.safetensors")
+    for f in _tokenizer_files(tokenizer_dir):
+        shutil.copyfile(f, tmp / "tokenizer" / f.name)
     shutil.rmtree(dest, ignore_errors=True)
     os.replace(tmp, dest)
     return dest

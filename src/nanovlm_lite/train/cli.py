@@ -15,6 +15,8 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--data", required=True,
                    help="a directory with train.parquet (and val.parquet, for validation) or a "
                         "train parquet in the A-OKVQA schema")
+    p.add_argument("--val", default=None,
+                   help="validation parquet (default: val.parquet beside the training data)")
     p.add_argument("--out", required=True, help="output checkpoint directory")
     p.add_argument("--threads", type=at_least(1), default=1)
     p.add_argument("--device", default="auto", type=device, help="cpu, cuda, cuda:1, mps or auto")
@@ -46,12 +48,12 @@ def train_command(args) -> int:
                              f"drop --set (fine-tuning recipes take point settings)")
         out = train_demo_model(args.data, args.out, threads=args.threads, recipe=args.recipe,
                                overrides=overrides, resume=args.resume,
-                               progress=not args.no_progress)
+                               progress=not args.no_progress, val_data=args.val)
     else:
         if not args.model:
             raise InputError(f"recipe {args.recipe!r} fine-tunes a checkpoint: give --model")
         out = finetune(args.model, args.data, args.recipe, settings, args.out, threads=args.threads,
                        device=args.device, overrides=overrides, resume=args.resume,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, val_data=args.val)
     print(out)
     return 0

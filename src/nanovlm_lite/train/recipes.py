@@ -112,19 +112,43 @@ def get_recipe(name: str) -> Recipe:
     return RECIPES[name]
 
 
+def check_overrides(overrides: dict | None) -> dict:
+    """Training options over every recipe's own (the study's `train_overrides`, e.g.
+    `{steps: 2}` for a smoke run), checked by TrainConfig's field types; returns them typed.
+    An unknown name or a value of the wrong type is a ValueError naming it."""
+    from ..fieldtypes import check_value, expected, field_types
+    if overrides is None:
+        return {}
+    if not isinstance(overrides, dict):
+        raise ValueError(f"expected a mapping of training option -> value, got {overrides!r}")
+    types = field_types(TrainConfig)
+    unknown = sorted(set(overrides) - set(types))
+    if unknown:
+        raise ValueError(f"unknown training option(s) {', '.join(map(repr, unknown))}; known: "
+                         f"{', '.join(sorted(types))}")
+    checked = {}
+    for name, value in overrides.items():
+        try:
+            checked[name] = check_value(value, types[name])
+        except ValueError:
+            raise ValueError(f"training option {name!r}: expected {expected(types[name])}, "
+                             f"got {value!r}") from None
+    try:
+        TrainConfig().replace(**checked)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"training options {overrides}: {e}") from None
+    return checked
+
+
 def _with_overrides(recipe: Recipe, overrides: dict | None) -> TrainConfig:
-    config = recipe.config
-    if overrides:
-        known = {f.name for f in dataclasses.fields(TrainConfig)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise ValueError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
-        config = config.replace(**overrides)
-    return config
+    overrides = check_overrides(overrides)
+    return recipe.config.replace(**overrides) if overrides else recipe.config
 
 
-def _data_paths(data) -> tuple[Path, Path | None]:
-    """(train parquet, val parquet or None) from a directory or a train parquet."""
+def _data_paths(data, val=None) -> tuple[Path, Path | None]:
+    """(train parquet, validation parquet or None): `data` is a directory with train.parquet
+    or a train parquet; the validation data is `val` when given (the study passes its
+    evaluated split, e.g. validation.parquet), else a val.parquet beside the training data."""
     data = Path(data)
     if data.is_dir():
         train_path, val_path = data / "train.parquet", data / "val.parquet"
@@ -133,9 +157,25 @@ def _data_paths(data) -> tuple[Path, Path | None]:
     if not train_path.exists():
         raise FileNotFoundError(f"{train_path}: no training data (give a directory with "
                                 f"train.parquet, or a train parquet)")
+    if val is not None:
+        if not Path(val).is_file():
+            raise FileNotFoundError(f"{val}: no such validation data file")
+        return train_path, Path(val)
     if val_path == train_path or not val_path.exists():
         val_path = None
     return train_path, val_path
+
+
+def _check_validation(recipe: str, config: TrainConfig, val_path) -> None:
+    """A recipe that validates (eval_questions > 0) and has no validation data is an error,
+    not a training.json that silently says `validation_questions: 0`."""
+    from ..data.aokvqa import DatasetError
+    if config.eval_questions > 0 and val_path is None:
+        raise DatasetError(
+            f"recipe {recipe!r} validates on {config.eval_questions} questions "
+            f"(eval_questions) but no validation data was found: give it (the study passes "
+            f"its evaluated split; `nanovlm-lite train --val FILE`, or a val.parquet beside "
+            f"the training data), or set eval_questions: 0 to train without validation")
 
 
 class TrainingOutputError(UserError, ValueError):
@@ -218,9 +258,11 @@ def save_trained(engine, out_dir, record: dict) -> Path:
 
 def train_demo_model(data_dir, out_dir, threads: int = 1, recipe: str = "demo",
                      overrides: dict | None = None, resume: bool = True,
-                     progress: bool = True, settings: dict | None = None) -> Path:
+                     progress: bool = True, settings: dict | None = None,
+                     val_data=None) -> Path:
     """The demo model from scratch: tokenizer, architecture, training, checkpoint.
-    `settings`: a point's settings to train at (over the recipe's own)."""
+    `settings`: a point's settings to train at (over the recipe's own); `val_data`: the
+    validation parquet (default: val.parquet beside the training data)."""
     from ..data.aokvqa import load_questions
     from ..engine import Engine
     from ..model.load import build_model
@@ -233,13 +275,14 @@ def train_demo_model(data_dir, out_dir, threads: int = 1, recipe: str = "demo",
     config = _with_overrides(spec, overrides)
     out_dir = Path(out_dir)
     settings = PointSettings.from_dict({**spec.settings, **(settings or {})})
-    train_path, val_path = _data_paths(data_dir)
+    train_path, val_path = _data_paths(data_dir, val_data)
     setup = training_setup(recipe, config, settings, None, train_path, val_path)
     if resume and _finished(out_dir, setup):
         print(f"{out_dir}: already trained by this setup (training.json); nothing to do")
         return out_dir
     t0 = time.time()
     questions = _answered(load_questions(train_path), train_path)
+    _check_validation(recipe, config, val_path)
     val = _answered(load_questions(val_path), val_path) if val_path else []
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(max(1, threads))
@@ -255,6 +298,8 @@ def train_demo_model(data_dir, out_dir, threads: int = 1, recipe: str = "demo",
               "parameters": sum(p.numel() for p in model.parameters()),
               "train_questions": len(questions), "train_seconds": round(result.seconds, 1),
               "total_seconds": round(time.time() - t0, 1), "threads": threads,
+              "overrides": check_overrides(overrides),
+              "validation_data": str(val_path) if val_path else None,
               "validation_questions": min(len(val), config.eval_questions),
               "validation": result.validation,
               "history": result.history}
@@ -279,8 +324,10 @@ def _carry_tokenizer(engine, out_dir: Path) -> None:
 
 def finetune(model, data_path, recipe: str, settings: dict | None, out_dir, threads: int = 1,
              device: str = "auto", overrides: dict | None = None, resume: bool = True,
-             progress: bool = True) -> Path:
-    """Fine-tune checkpoint `model` with `recipe` at a point's `settings` into `out_dir`.
+             progress: bool = True, val_data=None) -> Path:
+    """Fine-tune checkpoint `model` with `recipe` at a point's `settings` into `out_dir`,
+    validating on `val_data` (default: val.parquet beside the training data); `overrides`:
+    training options over the recipe's (the study's train_overrides), kept in training.json.
     A from-scratch recipe (a point naming `demo-blind`) trains a new model instead: the
     point's model is then that recipe's, not `model` fine-tuned."""
     from .. import load
@@ -289,17 +336,18 @@ def finetune(model, data_path, recipe: str, settings: dict | None, out_dir, thre
     spec = get_recipe(recipe)
     if spec.from_scratch:
         return train_demo_model(data_path, out_dir, threads, recipe,
-                                overrides, resume, progress, settings)
+                                overrides, resume, progress, settings, val_data)
     config = _with_overrides(spec, overrides)
     out_dir = Path(out_dir)
     point = PointSettings.from_dict({**spec.settings, **(settings or {})})
-    train_path, val_path = _data_paths(data_path)
+    train_path, val_path = _data_paths(data_path, val_data)
     setup = training_setup(recipe, config, point, model, train_path, val_path)
     if resume and _finished(out_dir, setup):
         print(f"{out_dir}: already trained by this setup (training.json); nothing to do")
         return out_dir
     t0 = time.time()
     questions = _answered(load_questions(train_path), train_path)
+    _check_validation(recipe, config, val_path)
     val = _answered(load_questions(val_path), val_path) if val_path else []
     torch.set_num_threads(max(1, threads))
     engine = load(str(model), device=device, dtype=torch.float32)
@@ -312,6 +360,8 @@ def finetune(model, data_path, recipe: str, settings: dict | None, out_dir, thre
               "train_questions": len(questions), "train_seconds": round(result.seconds, 1),
               "total_seconds": round(time.time() - t0, 1), "threads": threads,
               "device": str(engine.device),
+              "overrides": check_overrides(overrides),
+              "validation_data": str(val_path) if val_path else None,
               "validation_questions": min(len(val), config.eval_questions),
               "validation": result.validation, "history": result.history}
     return save_trained(engine, out_dir, record)

@@ -1,0 +1,156 @@
+"""`make rehearse`: the real study, config/config.yaml unchanged, run end to end against
+local stand-ins for GitHub, the model hub and the dataset hub (tests/standins), then
+checked. An overlay given as a second --configfile (Snakemake merges it in) changes only
+sizes and addresses: upstream's url and commit, expected row counts, max_samples, shards,
+device, threads and a cap on training (train_overrides).
+
+It shows the whole chain runs as a first real run would (clone, download, fetch both
+splits, parity, evaluate, merge, flops, fine-tune, aggregate, plot, report) and leaves
+nothing to redo. With random tiny weights it says nothing about accuracy.
+
+    python tests/rehearse.py [--dir DIR] [--cores N] [--keep]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+from standins import dataset, model, upstream  # noqa: E402
+
+CHAIN = {"clone_upstream", "download_model", "fetch_dataset", "parity", "evaluate", "merge",
+         "flops", "finetune", "aggregate", "pareto"}
+BUDGET_CPU_SECONDS = 2 * 600  # 10 minutes on 2 cores
+TRAIN_OVERRIDES = {"steps": 2, "images_per_batch": 2, "accumulate": 1, "eval_questions": 4,
+                   "eval_every": 0, "save_every": 0}
+
+
+def build_standins(root: Path) -> dict:
+    """Stand-ins under root/; returns the overlay (sizes and addresses only)."""
+    cache = root / "hub"
+    url, commit = upstream.make_repo(root / "nanoVLM")
+    model.add_model(cache)
+    rows = dataset.add_dataset(cache, n_validation=6, n_train=6)
+    return {"upstream": {"url": url, "commit": commit},
+            "dataset": {"expected_rows": rows["validation"], "train_expected_rows": rows["train"]},
+            "max_samples": 3, "shards": 1, "device": "cpu",
+            "parity": {"n_samples": 2, "device": "cpu"},
+            "flops": {"measure_samples": 1},
+            "threads": {"evaluate": 1, "flops": 1, "parity": 1, "train": 1, "finetune": 1},
+            "train_overrides": TRAIN_OVERRIDES}
+
+
+def snakemake(work: Path, overlay: Path, cores: int, *extra: str) -> str:
+    env = dict(os.environ, HF_HUB_CACHE=str(work.parent / "hub"), HF_HUB_OFFLINE="1",
+               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MPLBACKEND="Agg")
+    cmd = [str(Path(sys.executable).with_name("snakemake")), "-s", str(REPO / "Snakefile"),
+           "-d", str(work), "--profile", str(REPO / "profiles" / "default"),
+           "--configfile", str(REPO / "config" / "config.yaml"), str(overlay),
+           "--cores", str(cores), *extra]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    out = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        sys.exit(f"rehearsal: snakemake failed ({' '.join(cmd)}):\n{out[-6000:]}")
+    return out
+
+
+def jobs_run(output: str) -> Counter:
+    return Counter(re.findall(r"^(?:local)?rule (\w+):$", output, flags=re.M))
+
+
+def check(work: Path, real: dict, overlay: dict, ran: Counter) -> list[str]:
+    """What the rehearsal asserts; returns one line per check passed."""
+    study, split = real["study"], real["dataset"]["split"]
+    points = set(real["points"])
+    results = work / "results" / study
+    missing = CHAIN - set(ran)
+    assert not missing, f"rules of the real chain that did not run: {sorted(missing)}"
+    assert ran["fetch_dataset"] == 2, f"fetch_dataset ran {ran['fetch_dataset']} times, not 2"
+    assert ran["evaluate"] == len(points) * overlay["shards"], ran
+    import pandas as pd
+    summary = pd.read_csv(results / "summary.csv")
+    assert set(summary["point"]) == points and len(summary) == len(points), \
+        f"summary.csv points differ from config.yaml's: {set(summary['point']) ^ points}"
+    for name in ("pareto.png", "pareto.svg", "study.html"):
+        assert (results / name).stat().st_size > 0, name
+    parity = json.loads((results / "parity" / "report.json").read_text())
+    assert parity["ok"] and len(parity["cases"]) == overlay["parity"]["n_samples"], parity
+    tuned = sorted(p for p, s in real["points"].items() if (s or {}).get("finetune"))
+    for point in tuned:
+        record = json.loads((results / "points" / point / "finetuned" / "training.json").read_text())
+        assert Path(record["validation_data"]).name == f"{split}.parquet", record["validation_data"]
+        assert record["validation_questions"] > 0 and record["validation"], point
+        assert record["overrides"] == TRAIN_OVERRIDES and len(record["history"]) == 2, point
+    worst = 0.0
+    for point in points:
+        flops = json.loads((results / "points" / point / "flops.json").read_text())
+        for sample in flops["measured_sample"]:
+            worst = max(worst, abs(sample["rel_diff"]))
+    assert worst < 1e-6, f"measured FLOPs differ from the analytic count by {worst:.2e}"
+    weights = work / "resources" / "models" / "lusxvr--nanoVLM" / "model.safetensors"
+    assert weights.is_symlink() or weights.stat().st_nlink > 1, f"{weights} is a copy"
+    readable = [p for p in [*(work / "data").rglob("*.parquet"),
+                            *results.glob("points/*/finetuned/model.safetensors")]
+                if p.stat().st_mode & 0o044 != 0o044]
+    assert not readable, f"not readable by group and others: {readable}"
+    return [f"every rule of the chain ran: {dict(sorted(ran.items()))}",
+            f"summary.csv: a row for each of config.yaml's {len(points)} points",
+            f"parity ok on {len(parity['cases'])} samples",
+            f"{len(tuned)} fine-tunes validated on {split}.parquet, train_overrides recorded",
+            f"measured FLOPs = analytic (worst relative difference {worst:.1e})",
+            "weights linked from the hub cache; parquets and fine-tuned weights readable"]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dir", help="where the stand-ins and the run go (default: a temp dir)")
+    p.add_argument("--cores", type=int, default=2)
+    p.add_argument("--keep", action="store_true", help="keep the directory afterwards")
+    args = p.parse_args(argv)
+    os.umask(0o022)  # the file-mode check below assumes the usual umask
+    root = Path(args.dir or tempfile.mkdtemp(prefix="nanovlm-lite-rehearsal-")).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    overlay = build_standins(root)
+    overlay_path = root / "overlay.yaml"
+    overlay_path.write_text(yaml.safe_dump(overlay, sort_keys=False))
+    work = root / "work"
+    work.mkdir(exist_ok=True)
+    out = snakemake(work, overlay_path, args.cores)
+    ran = jobs_run(out)
+    snakemake(work, overlay_path, args.cores, "--report", str(work / "report.html"))
+    assert (work / "report.html").stat().st_size > 0, "snakemake --report wrote nothing"
+    wall = time.time() - t0
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = children.ru_utime + children.ru_stime + time.process_time()
+    print(f"rehearsal: {sum(ran.values())} jobs, {wall:.0f} s wall, {cpu:.0f} CPU-s "
+          f"(budget {BUDGET_CPU_SECONDS} CPU-s = 10 minutes on 2 cores) in {root}", flush=True)
+    real = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    for line in check(work, real, overlay, ran):
+        print(f"rehearsal ok: {line}", flush=True)
+    again = snakemake(work, overlay_path, args.cores)
+    assert "Nothing to be done" in again and not jobs_run(again), \
+        f"a second run had work to do:\n{again[-3000:]}"
+    print("rehearsal ok: a second run has nothing to do")
+    assert cpu <= BUDGET_CPU_SECONDS, f"over budget: {cpu:.0f} CPU-s"
+    if not args.keep and not args.dir:
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
