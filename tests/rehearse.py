@@ -58,7 +58,7 @@ def snakemake(work: Path, overlay: Path, cores: int, *extra: str) -> str:
     env = dict(os.environ, HF_HUB_CACHE=str(work.parent / "hub"), HF_HUB_OFFLINE="1",
                OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MPLBACKEND="Agg")
     cmd = [str(Path(sys.executable).with_name("snakemake")), "-s", str(REPO / "Snakefile"),
-           "-d", str(work), "--profile", str(REPO / "profiles" / "default"),
+           "-d", str(work), "--profile", str(REPO / "profiles" / "local"),
            "--configfile", str(REPO / "config" / "config.yaml"), str(overlay),
            "--cores", str(cores), *extra]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
