@@ -9,7 +9,7 @@ rule evaluate:
         code=package_sources("model/", "evaluate/", "reduce/", "data/", "settings.py", "engine.py",
                              "lm.py", "plan.py", "flops.py", "sidecar.py",
                              "__init__.py", "errors.py", "fieldtypes.py", "hub.py", "machine.py",
-                             "parity.py"),
+                             "parity.py", "files.py", "upstream_env.py"),
     output:
         "results/{study}/points/{point}/shards/{shard}.jsonl",
     log:

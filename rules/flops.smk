@@ -9,7 +9,8 @@ rule flops:
                              "model/", "reduce/", "settings.py", "engine.py",
                              "lm.py", "sidecar.py",
                              "__init__.py", "data/", "errors.py", "evaluate/prompts.py",
-                             "fieldtypes.py", "hub.py", "parity.py", "study.py"),
+                             "fieldtypes.py", "hub.py", "parity.py", "study.py", "files.py",
+                             "upstream_env.py"),
     output:
         "results/{study}/points/{point}/flops.json",
     log:

@@ -9,7 +9,8 @@ if config["train"]:
             code=package_sources("train/", "model/", "data/", "reduce/", "settings.py", "lm.py",
                                  "engine.py", "sidecar.py", "evaluate/",
                                  "__init__.py", "errors.py", "fieldtypes.py", "flops.py", "hub.py",
-                                 "machine.py", "parity.py", "plan.py"),
+                                 "machine.py", "parity.py", "plan.py", "files.py",
+                                 "upstream_env.py"),
         output:
             directory(BASE_MODEL),
         log:
@@ -37,7 +38,8 @@ rule finetune:
         code=package_sources("train/", "model/", "data/", "reduce/", "settings.py", "lm.py",
                                  "engine.py", "sidecar.py", "evaluate/",
                                  "__init__.py", "errors.py", "fieldtypes.py", "flops.py", "hub.py",
-                                 "machine.py", "parity.py", "plan.py"),
+                                 "machine.py", "parity.py", "plan.py", "files.py",
+                                 "upstream_env.py"),
     output:
         directory("results/{study}/points/{point}/finetuned"),
     log:

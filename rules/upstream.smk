@@ -28,7 +28,8 @@ rule parity:
         data=EVAL_DATA,
         code=package_sources("parity.py", "upstream_runner.py", "model/", "engine.py", "lm.py",
                              "__init__.py", "data/aokvqa.py", "evaluate/prompts.py", "fieldtypes.py",
-                             "hub.py", "plan.py", "reduce/", "settings.py", "sidecar.py"),
+                             "hub.py", "plan.py", "reduce/", "settings.py", "sidecar.py",
+                             "files.py", "upstream_env.py"),
     output:
         "results/{study}/parity/report.json",
     log:

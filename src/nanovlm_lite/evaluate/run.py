@@ -38,7 +38,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]
 RECORD_CODE = ("model/", "evaluate/", "reduce/", "data/", "settings.py",
                "engine.py", "engine/", "lm.py", "plan*.py", "plan/", "flops*.py", "flops/",
                "sidecar.py", "__init__.py", "errors.py", "fieldtypes.py", "hub.py", "machine.py",
-               "parity.py")
+               "parity.py", "files.py", "upstream_env.py")
 FINGERPRINT_FORMAT = 1
 
 
