@@ -147,11 +147,11 @@ def test_uncached_model_with_the_hub_unreachable_fails_at_once(tmp_path, monkeyp
     """No HF_HUB_OFFLINE, no network: one connect, then a clear error (no retries)."""
     import time
 
-    import nanovlm_lite.model.prompt as prompt
+    import nanovlm_lite.hub as hub
     from nanovlm_lite.model.checkpoint import download_model
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(prompt, "_hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=3.0: False)
     t0 = time.time()
     with pytest.raises(HubUnreachableError, match="someorg/missing.*cannot connect"):
         download_model("someorg/missing", tmp_path / "m")

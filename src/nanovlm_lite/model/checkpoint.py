@@ -233,11 +233,10 @@ def download_model(repo_id: str, dest=None, revision: str | None = None) -> Path
 
     from huggingface_hub import constants, hf_hub_download, snapshot_download
 
-    from ..hub import hub_cache_dir, hub_offline, is_unreachable_error
-    from .prompt import _hub_reachable
+    from ..hub import hub_cache_dir, hub_offline, hub_reachable, is_unreachable_error
     offline = hub_offline()
     reason = "HF_HUB_OFFLINE=1 is set" if offline else None
-    if not offline and not _hub_reachable():
+    if not offline and not hub_reachable():
         offline, reason = True, f"cannot connect to {constants.ENDPOINT}"
     opts = dict(revision=revision, cache_dir=hub_cache_dir(), local_files_only=offline)
     try:

@@ -42,31 +42,13 @@ def resolve_tokenizer_source(cfg: VLMConfig, model_dir: Path | None, override: s
     return cfg.lm_tokenizer
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    """One TCP connect to the hub's endpoint, so a machine without network is told at once
-    instead of after a minute of download retries (behind a proxy: assumed reachable)."""
-    import socket
-    from urllib.parse import urlsplit
-
-    from huggingface_hub import constants
-    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY",
-                                       "http_proxy", "ALL_PROXY", "all_proxy")):
-        return True
-    url = urlsplit(constants.ENDPOINT)
-    try:
-        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)),
-                                 timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
 def _from_pretrained(source: str, **kwargs):
     """AutoTokenizer from a directory; a hub id from the local cache first, then the hub
     (not reachable: a HubUnreachableError naming the tokenizer, without retries)."""
     from huggingface_hub import constants
 
-    from ..hub import HubUnreachableError, hub_error_message, hub_offline, is_unreachable_error
+    from ..hub import (HubUnreachableError, hub_error_message, hub_offline, hub_reachable,
+                       is_unreachable_error)
     if Path(source).is_dir():
         return AutoTokenizer.from_pretrained(source, **kwargs)
     what = f"tokenizer {source!r} (a hub id; no such local directory)"
@@ -75,7 +57,7 @@ def _from_pretrained(source: str, **kwargs):
     except OSError:
         if hub_offline():
             raise HubUnreachableError(hub_error_message(what, "HF_HUB_OFFLINE=1 is set")) from None
-    if not _hub_reachable():
+    if not hub_reachable():
         raise HubUnreachableError(hub_error_message(
             what, f"cannot connect to {constants.ENDPOINT}")) from None
     try:

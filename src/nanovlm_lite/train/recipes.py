@@ -18,7 +18,6 @@ when something upstream has no place for was trained (a learned pooling module),
 """
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import time
 from dataclasses import dataclass, field
