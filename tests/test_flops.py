@@ -223,6 +223,7 @@ SETTINGS_CASES = {
                                            "fastv_ratio": 0.5},
     "vit-merge-global-norm-cloze": {"vit_merge_ratio": 0.25, "global_only": True,
                                     "select": "norm", "keep_ratio": 0.5, "scoring": "cloze"},
+    "vit-merge-learned-cloze": {"vit_merge_ratio": 0.5, "pool": "learned", "scoring": "cloze"},
     "vit-hourglass": {"vit_hourglass_block": 1},
     "vit-hourglass-4-blocks-generate": {"vit_hourglass_block": 0, "vit_hourglass_factor": 4,
                                         "vit_blocks": 2, "max_tiles": 2, "scoring": "generate",
@@ -490,3 +491,14 @@ def test_per_module_breakdown(cfg460):
     assert modules["NanoVLM.projector"] == measured["projector"] == price(cfg460, plan)["projector"]
     assert modules["Global"] == sum(measured[k] for k in ("vision", "projector", "reduce",
                                                           "lm_prefill"))
+
+
+def test_reduce_component_adds_every_knob_that_reduces(cfg460):
+    """vit_merge's matching and the learned pool both run: the reduce component is their sum
+    (not only the first knob found), exactly as counted."""
+    settings = PointSettings.from_dict({"vit_merge_ratio": 0.5, "pool": "learned"})
+    plan = plan_for_size(cfg460, settings, 640, 480, 40, 0, ())
+    prompt = synthetic_prompt(cfg460, settings, plan.n_tiles, plan.sequence_length, plan.grid)
+    measured = measure(meta_engine(cfg460), prompt, settings, decode_per_token=False)
+    assert price(cfg460, plan)["reduce"] == measured["reduce"]
+    assert price(cfg460, plan)["total"] == measured["total"]

@@ -100,16 +100,16 @@ def fastv_score_flops(cfg: VLMConfig, keys: int) -> int:
 
 
 def reduce_flops(cfg: VLMConfig, plan: CostPlan) -> int:
-    """The token-reduction knobs' own compute (pooling means and maxima are not FLOPs)."""
-    if plan.vit_match_blocks:
-        return vit_match_flops(cfg, plan)
+    """The token-reduction knobs' own compute, summed over the knobs a point combines
+    (vit_merge's matching runs beside a learned pool; pooling means and maxima are not FLOPs)."""
+    flops = vit_match_flops(cfg, plan) if plan.vit_match_blocks else 0
     if plan.select == "attention":
-        return plan.n_tiles * 2 * plan.patches_per_tile ** 2 * cfg.vit_hidden_dim
+        flops += plan.n_tiles * 2 * plan.patches_per_tile ** 2 * cfg.vit_hidden_dim
     if plan.pool == "learned":
         from .reduce.learned_pool import learned_pool_flops
-        return plan.n_tiles * learned_pool_flops(plan.projected_tokens_per_tile,
-                                                 cfg.lm_hidden_dim, plan.pool_factor)
-    return 0
+        flops += plan.n_tiles * learned_pool_flops(plan.projected_tokens_per_tile,
+                                                   cfg.lm_hidden_dim, plan.pool_factor)
+    return flops
 
 
 def decode_step_flops(cfg: VLMConfig, plan: CostPlan, step: int = 0) -> int:
