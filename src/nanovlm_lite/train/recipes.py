@@ -255,13 +255,13 @@ def training_setup(recipe: str, config: TrainConfig, settings, base_model=None,
 def _teacher(recipe: str, config: TrainConfig, teacher):
     """The teacher's outputs a distilling recipe trains against (None when it does not
     distil); a recipe that distils without them is an error naming what to give."""
-    from .teacher import TeacherOutputs
+    from .teacher import TeacherMismatchError, TeacherOutputs
     if not config.distils:
         return None
     if teacher is None:
-        raise ValueError(f"recipe {recipe!r} distils (alpha {config.alpha}) and needs the "
-                         f"teacher's outputs: give their directory (the pipeline's teacher "
-                         f"rule writes results/<study>/teachers/<key>/)")
+        raise TeacherMismatchError(f"recipe {recipe!r} distils (alpha {config.alpha}) and needs the "
+                         f"teacher's outputs: give their directory (--teacher DIR; the "
+                         f"pipeline's teacher rule writes results/<study>/teachers/<key>/)")
     return TeacherOutputs.load(teacher)
 
 

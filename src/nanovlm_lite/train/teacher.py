@@ -49,7 +49,8 @@ FORMAT = "nanovlm-lite-teacher"
 
 
 class TeacherMismatchError(UserError, ValueError):
-    """Teacher outputs made for other training examples than the student's."""
+    """No teacher outputs where a recipe distils, or outputs made for other training
+    examples than the student's."""
 
 
 def _autocast(device: torch.device):
