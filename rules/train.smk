@@ -10,7 +10,7 @@ if config["train"]:
                                  "engine.py", "sidecar.py", "evaluate/",
                                  "__init__.py", "errors.py", "fieldtypes.py", "flops.py", "hub.py",
                                  "machine.py", "parity.py", "plan.py", "files.py",
-                                 "upstream_env.py"),
+                                 "provenance.py", "upstream_env.py"),
         output:
             directory(BASE_MODEL),
         log:
@@ -40,7 +40,7 @@ rule finetune:
                                  "engine.py", "sidecar.py", "evaluate/",
                                  "__init__.py", "errors.py", "fieldtypes.py", "flops.py", "hub.py",
                                  "machine.py", "parity.py", "plan.py", "files.py",
-                                 "upstream_env.py"),
+                                 "provenance.py", "upstream_env.py"),
     output:
         directory("results/{study}/points/{point}/finetuned"),
     log:

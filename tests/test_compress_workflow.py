@@ -97,21 +97,22 @@ def test_teacher_and_importance_are_computed_once_and_shared(workflow):
     assert dry_run(workflow, topk)[0]["teacher"] == 1
 
 
-def test_a_ratio_change_reprunes_without_new_importance(workflow):
+def test_pruned_points_share_their_calibration(workflow):
     _, _, importance, _ = dry_run(workflow, STUDY)
     stand_in(workflow, "data/easyvqa/train.parquet", "data/easyvqa/val.parquet",
-             "resources/models/easyvqa-tiny", *importance,
-             "results/tiny/points/pruned/pruned", "results/tiny/points/pruned-kd/pruned")
-    counts, _, _, _ = dry_run(workflow, STUDY)
-    assert "importance" not in counts and "prune" not in counts
+             "resources/models/easyvqa-tiny", *importance)
+    counts, _, _, out = dry_run(workflow, STUDY)
+    assert "importance" not in counts and counts["prune"] == 2   # both prune from one file
+    # another ratio or recipe is the same calibration: no new importance
     ratio = yaml.safe_load(yaml.safe_dump(STUDY))
     ratio["points"]["pruned"]["prune_lm_mlp"] = 0.25
-    counts, _, _, out = dry_run(workflow, ratio)
-    assert "importance" not in counts and counts["prune"] == 1
-    assert "results/tiny/points/pruned/pruned" in out
+    ratio["points"]["pruned-kd"]["finetune"] = "demo-finetune"
+    counts, _, _, _ = dry_run(workflow, ratio)
+    assert "importance" not in counts and counts["prune"] == 2
+    # another calibration set is another importance file, read by both
     calibration = dict(STUDY, prune={"calibration_samples": 16})
     counts, _, new, _ = dry_run(workflow, calibration)
-    assert counts["importance"] == 1 and new != importance and counts["prune"] == 2
+    assert counts["importance"] == 1 and new and new != importance and counts["prune"] == 2
 
 
 def _error(workflow, config):
