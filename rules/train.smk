@@ -35,7 +35,7 @@ rule finetune:
         model=point_start_model,  # the base model, or the point's pruned copy
         data=TRAIN_DATA,
         val=EVAL_DATA,  # validation on the study's evaluated split
-        teacher=point_teacher,  # a distilling recipe's teacher outputs (rules/compress.smk)
+        teacher=point_teacher,  # a distilling recipe's teacher outputs (compress_keys.smk)
         code=package_sources("train/", "model/", "data/", "reduce/", "settings.py", "lm.py",
                                  "engine.py", "sidecar.py", "evaluate/",
                                  "__init__.py", "errors.py", "fieldtypes.py", "flops.py", "hub.py",

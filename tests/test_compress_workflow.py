@@ -4,8 +4,8 @@ calibration change does, and impossible set-ups are one-paragraph config errors.
 
 Dry runs on a tiny study whose upstream artifacts are stand-in files written in place
 (no job runs): what the DAG plans is decided by the artifacts' paths, which hash what
-makes them (rules/compress.smk), so this is what makes the sharing true. The rehearsal
-runs the rules for real.
+makes them (rules/compress_keys.smk), so this is what makes the sharing true. The
+rehearsal runs the rules for real.
 """
 import re
 import time
