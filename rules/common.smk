@@ -222,10 +222,11 @@ def point_settings(wildcards):
 
 
 def point_model(wildcards):
-    """The checkpoint a point is evaluated with: its fine-tuned copy, or the base model."""
+    """The checkpoint a point is evaluated with: its fine-tuned copy, else its pruned copy
+    or the base model (`point_start_model`, rules/compress_keys.smk)."""
     if POINTS[wildcards.point].get("finetune"):
         return f"results/{wildcards.study}/points/{wildcards.point}/finetuned"
-    return BASE_MODEL
+    return point_start_model(wildcards)
 
 
 # ---- the dataset ----------------------------------------------------------------------

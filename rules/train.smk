@@ -10,7 +10,7 @@ if config["train"]:
                                  "engine.py", "sidecar.py", "evaluate/",
                                  "__init__.py", "errors.py", "fieldtypes.py", "flops.py", "hub.py",
                                  "machine.py", "parity.py", "plan.py", "files.py",
-                                 "upstream_env.py"),
+                                 "provenance.py", "upstream_env.py"),
         output:
             directory(BASE_MODEL),
         log:
@@ -32,14 +32,15 @@ if config["train"]:
 
 rule finetune:
     input:
-        model=BASE_MODEL,
+        model=point_start_model,  # the base model, or the point's pruned copy
         data=TRAIN_DATA,
         val=EVAL_DATA,  # validation on the study's evaluated split
+        teacher=point_teacher,  # a distilling recipe's teacher outputs (compress_keys.smk)
         code=package_sources("train/", "model/", "data/", "reduce/", "settings.py", "lm.py",
                                  "engine.py", "sidecar.py", "evaluate/",
                                  "__init__.py", "errors.py", "fieldtypes.py", "flops.py", "hub.py",
                                  "machine.py", "parity.py", "plan.py", "files.py",
-                                 "upstream_env.py"),
+                                 "provenance.py", "upstream_env.py"),
     output:
         directory("results/{study}/points/{point}/finetuned"),
     log:

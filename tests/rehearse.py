@@ -5,8 +5,9 @@ sizes and addresses: upstream's url and commit, expected row counts, max_samples
 device, threads and a cap on training (train_overrides).
 
 It shows the whole chain runs as a first real run would (clone, download, fetch both
-splits, parity, evaluate, merge, flops, fine-tune, aggregate, plot, report) and leaves
-nothing to redo. With random tiny weights it says nothing about accuracy.
+splits, parity, evaluate, merge, flops, fine-tune, the teacher's outputs, importance,
+prune, aggregate, plot, report) and leaves nothing to redo. With random tiny weights it
+says nothing about accuracy.
 
     python tests/rehearse.py [--dir DIR] [--cores N] [--keep]
 """
@@ -33,7 +34,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from standins import dataset, model, upstream  # noqa: E402
 
 CHAIN = {"clone_upstream", "download_model", "fetch_dataset", "parity", "evaluate", "merge",
-         "flops", "finetune", "aggregate", "pareto"}
+         "flops", "finetune", "teacher", "importance", "prune", "aggregate", "pareto"}
 BUDGET_CPU_SECONDS = 2 * 600  # 10 minutes on 2 cores
 TRAIN_OVERRIDES = {"steps": 2, "images_per_batch": 2, "accumulate": 1, "eval_questions": 4,
                    "eval_every": 0, "save_every": 0}
@@ -95,6 +96,20 @@ def check(work: Path, real: dict, overlay: dict, ran: Counter) -> list[str]:
         assert Path(record["validation_data"]).name == f"{split}.parquet", record["validation_data"]
         assert record["validation_questions"] > 0 and record["validation"], point
         assert record["overrides"] == TRAIN_OVERRIDES and len(record["history"]) == 2, point
+        if "distill" in real["points"][point]["finetune"]:
+            assert record["teacher"]["tflops"] > 0 and record["teacher"]["outputs_sha256"], point
+    distilled = [p for p in tuned if "distill" in real["points"][p]["finetune"]]
+    teachers = {json.loads((results / "points" / p / "finetuned" / "training.json").read_text())
+                ["teacher"]["path"] for p in distilled}
+    assert len(teachers) == 1, f"the distilled points read {len(teachers)} teachers, not one"
+    pruned = sorted(p for p, s in real["points"].items()
+                    if any(k.startswith("prune_") and v < 1 for k, v in (s or {}).items()))
+    for point in pruned:
+        record = json.loads((results / "points" / point / "pruned" / "pruning.json").read_text())
+        assert all(after < before for before, after in record["widths"].values()
+                   if before != after) and record["parameters"][1] < record["parameters"][0]
+        assert {k: v for k, v in record["ratios"].items() if v < 1} == \
+            {k: v for k, v in real["points"][point].items() if k.startswith("prune_")}, point
     worst = 0.0
     for point in points:
         flops = json.loads((results / "points" / point / "flops.json").read_text())
@@ -104,15 +119,21 @@ def check(work: Path, real: dict, overlay: dict, ran: Counter) -> list[str]:
     weights = work / "resources" / "models" / "lusxvr--nanoVLM" / "model.safetensors"
     assert weights.is_symlink() or weights.stat().st_nlink > 1, f"{weights} is a copy"
     readable = [p for p in [*(work / "data").rglob("*.parquet"),
-                            *results.glob("points/*/finetuned/model.safetensors")]
+                            *results.glob("points/*/finetuned/model.safetensors"),
+                            *results.glob("points/*/pruned/model.safetensors"),
+                            *results.glob("teachers/*/outputs.safetensors"),
+                            *results.glob("importance/*.safetensors")]
                 if p.stat().st_mode & 0o044 != 0o044]
     assert not readable, f"not readable by group and others: {readable}"
     return [f"every rule of the chain ran: {dict(sorted(ran.items()))}",
             f"summary.csv: a row for each of config.yaml's {len(points)} points",
             f"parity ok on {len(parity['cases'])} samples",
             f"{len(tuned)} fine-tunes validated on {split}.parquet, train_overrides recorded",
+            f"{len(distilled)} distilled from one teacher, its cost in their training.json",
+            f"{len(pruned)} pruned checkpoints with the configured ratios and smaller widths",
             f"measured FLOPs = analytic (worst relative difference {worst:.1e})",
-            "weights linked from the hub cache; parquets and fine-tuned weights readable"]
+            "weights linked from the hub cache; parquets, fine-tuned and pruned weights, "
+            "teacher outputs and importance readable"]
 
 
 def main(argv=None) -> int:

@@ -12,7 +12,8 @@ from nanovlm_lite.evaluate.run import RECORD_CODE
 from test_imports import PACKAGE, _modules, import_graph
 
 REPO = Path(__file__).resolve().parents[1]
-MODEL_RULES = ("evaluate", "flops", "finetune", "train_demo_model", "parity")
+MODEL_RULES = ("evaluate", "flops", "finetune", "train_demo_model", "parity", "teacher",
+               "importance", "prune")
 
 
 def rule_blocks() -> dict[str, str]:

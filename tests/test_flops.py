@@ -230,7 +230,32 @@ SETTINGS_CASES = {
                                         "max_new_tokens": 3},
     "vit-hourglass-learned-skip": {"vit_hourglass_block": 1, "pool": "learned",
                                    "skip_lm_blocks": [1], "max_img_size": 512},
+    # width pruning: priced and run on the pruned widths (the fixture pruned by a random
+    # importance, nanovlm-460m's config pruned on the meta device)
+    "prune-mlp": {"prune_vit_mlp": 0.5, "prune_lm_mlp": 0.25},
+    "prune-vit-global-cloze": {"prune_vit_mlp": 0.3, "global_only": True, "scoring": "cloze"},
+    "prune-lm-fastv-merge-generate": {"prune_lm_mlp": 0.5, "fastv_layer": 1, "fastv_ratio": 0.5,
+                                      "vit_merge_ratio": 0.5, "scoring": "generate",
+                                      "max_new_tokens": 3},
+    "prune-learned-skip-tile128": {"prune_vit_mlp": 0.75, "prune_lm_mlp": 0.75,
+                                   "pool": "learned", "skip_lm_blocks": [0], "tile_size": 128},
 }
+
+
+def _pruned(engine, settings):
+    """The engine a point that prunes runs on: its MLPs narrowed (by a random importance:
+    the cost does not depend on which channels stay); the engine itself otherwise."""
+    if not settings.prunes:
+        return engine
+    from nanovlm_lite.engine import Engine
+    from nanovlm_lite.prune.apply import prune_model
+    g = torch.Generator().manual_seed(0)
+    cfg = engine.cfg
+    importance = {f"vit.{i}": torch.rand(cfg.vit_inter_dim, generator=g)
+                  for i in range(cfg.vit_n_blocks)}
+    importance.update({f"lm.{i}": torch.rand(cfg.lm_inter_dim, generator=g)
+                       for i in range(cfg.lm_n_blocks)})
+    return Engine(prune_model(engine.model, importance, settings), engine.tokenizer, None)
 
 
 def _workload(settings: PointSettings) -> tuple[int, tuple]:
@@ -257,8 +282,10 @@ def test_every_setting_has_a_case():
 
 @pytest.mark.parametrize("name", list(SETTINGS_CASES))
 def test_every_setting_analytic_matches_measured(name, engine, case0, cfg460):
+    from nanovlm_lite.model.widths import pruned_config
     settings = PointSettings.from_dict(SETTINGS_CASES[name])
     decode, choices = _workload(settings)
+    engine, cfg460 = _pruned(engine, settings), pruned_config(cfg460, settings)
     # the fixture checkpoint, real weights on the CPU, through Engine.prefill
     prompt = engine.prepare(*case0, settings)
     analytic = price(engine.cfg, plan_for_prompt(engine.cfg, settings, prompt, decode, choices))

@@ -66,10 +66,18 @@ def test_real_study_lists_the_full_job_graph(workflow):
     config = yaml.safe_load((workflow / "config" / "config.yaml").read_text())
     n_points, n_shards = len(config["points"]), config["shards"]
     n_ft = sum(1 for s in config["points"].values() if (s or {}).get("finetune"))
+    pruned = [s for s in config["points"].values()
+              if any(k.startswith("prune_") and v < 1 for k, v in (s or {}).items())]
+    calibrations = {tuple(sorted((k, str(v)) for k, v in s.items()
+                                 if not k.startswith("prune_") and k != "finetune"))
+                    for s in pruned}
+    distilled = sum(1 for s in config["points"].values()
+                    if "distill" in str((s or {}).get("finetune")))
     assert counts == {
-        "clone_upstream": 1, "download_model": 1, "fetch_dataset": 1 + (n_ft > 0),
+        "clone_upstream": 1, "download_model": 1, "fetch_dataset": 1 + (n_ft + len(pruned) > 0),
         "parity": 1, "evaluate": n_points * n_shards, "merge": n_points, "flops": n_points,
-        "finetune": n_ft, "aggregate": 1, "pareto": 1, "all": 1}
+        "finetune": n_ft, "teacher": 1 if distilled else 0, "importance": len(calibrations),
+        "prune": len(pruned), "aggregate": 1, "pareto": 1, "all": 1}
 
 
 def test_demo_study_is_offline_and_not_merged_with_the_real_one(workflow):

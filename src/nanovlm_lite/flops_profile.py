@@ -129,11 +129,14 @@ def flops_command(args) -> int:
         points = load_points(args.config, args.set)
     else:
         points = {args.point: point_settings(args.config, args.point, args.set)}
+    from .model.widths import config_for_point
     cfg, model_dir = _model_config(args.model)
     tokenizer = _tokenizer(cfg, model_dir, getattr(args, "tokenizer", None),
                            required=args.text is not None)
     for name, settings in points.items():
-        row = count_question(cfg, settings, width, height, text=args.text,
+        # a point that prunes --model (the base) is priced at the widths it prunes to
+        row = count_question(config_for_point(cfg, settings, model_dir), settings, width,
+                             height, text=args.text,
                              text_tokens=args.text_tokens, decode_tokens=args.decode_tokens,
                              measure_it=args.measure, tokenizer=tokenizer)
         if name is not None:
@@ -157,7 +160,9 @@ def profile_point(model: str, records_path, settings: dict | PointSettings, out_
     torch.set_num_threads(max(1, int(threads)))
     if not isinstance(settings, PointSettings):
         settings = PointSettings.from_dict(settings)
-    cfg, _ = _model_config(str(model))
+    from .model.widths import config_for_point
+    cfg, model_dir = _model_config(str(model))
+    cfg = config_for_point(cfg, settings, model_dir)  # a pruned checkpoint's own widths
     settings.check_against(cfg)
     records = read_records(records_path)
     priced = [r for r in records if not r.get("error")]

@@ -15,6 +15,7 @@ from .fieldtypes import check_value, field_types, parse_text
 SCORING_MODES = ("letter", "cloze", "generate")
 POOL_METHODS = (None, "avg", "max", "learned")
 SELECT_METHODS = (None, "norm", "attention", "random")
+PRUNE_SETTINGS = ("prune_vit_mlp", "prune_lm_mlp")   # ratios kept; see model/widths.py
 
 
 class SettingsError(ValueError):
@@ -55,6 +56,11 @@ class PointSettings:
     vit_merge_start: int = 0             # first ViT block that merges
     vit_hourglass_block: int | None = None   # blocks from this one on run on a pooled grid
     vit_hourglass_factor: int = 2        # the grid pooled f x f
+    # structured width pruning (prune/): the ratio of MLP channels kept, the same in every
+    # block; like `finetune`, they say how the point's checkpoint is made (the pipeline's
+    # prune rule writes it with the narrower widths in config.json), not how it runs
+    prune_vit_mlp: float = 1.0           # ViT MLP channels kept (1 = not pruned)
+    prune_lm_mlp: float = 1.0            # LM MLP channels kept (1 = not pruned)
     # fine-tuning recipe name (train/recipes.py); None = the checkpoint as it is
     finetune: str | None = None
     seed: int = 0
@@ -103,6 +109,11 @@ class PointSettings:
         """Only the settings that differ from the defaults (for labels and tables)."""
         default = PointSettings().to_dict()
         return {k: v for k, v in self.to_dict().items() if v != default[k]}
+
+    @property
+    def prunes(self) -> bool:
+        """Whether the point's checkpoint is a width-pruned copy of the base model."""
+        return any(getattr(self, name) < 1.0 for name in PRUNE_SETTINGS)
 
     def validate(self, where: str = "point settings") -> None:
         """Checks that need no model config; `check_against(cfg)` does the rest."""
@@ -172,6 +183,11 @@ class PointSettings:
             bad("select: attention ranks patches by the last ViT block's attention, which "
                 "runs on merged or pooled tokens under vit_merge / vit_hourglass; use select: "
                 "norm or random with them")
+        for name in PRUNE_SETTINGS:  # pruning: ratios of channels kept
+            ratio = getattr(self, name)
+            if not 0.0 < ratio <= 1.0:
+                bad(f"{name} must be in (0, 1] (the ratio of MLP channels kept; 1 = not "
+                    f"pruned), got {ratio}")
         from .evaluate.prompts import check_template
         try:
             check_template(self.prompt)

@@ -276,7 +276,9 @@ def evaluate_questions(engine, questions: list[Question], settings: PointSetting
     questions it already holds, if its fingerprint is this run's (`fingerprint`, by
     default from the engine, settings and questions); a partial made otherwise is set
     aside as `.stale` and the questions start over. Returns all records in question order."""
+    from ..model.widths import check_pruned
     settings.check_against(engine.cfg)
+    check_pruned(settings, engine.model_dir)  # a pruning point runs on its pruned checkpoint
     done, kept = {}, []
     content = {q.question_id: question_sha256(q) for q in questions}
     if partial_path:

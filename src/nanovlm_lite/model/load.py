@@ -92,16 +92,22 @@ def load_model(model: str, revision: str | None = None, device: str | None = "cp
         torch.manual_seed(0)
         return build_model(cfg, device, dtype), None
     tensors = read_upstream_tensors(weights_path, cfg)
+    vlm = model_from_state(cfg, upstream_to_ours(tensors, cfg))
+    return vlm.to(device=device, dtype=dtype).eval(), model_dir
+
+
+def model_from_state(cfg: VLMConfig, state: dict[str, torch.Tensor]) -> NanoVLM:
+    """A NanoVLM holding `state` (our tensor names) as its weights, without a random init;
+    the buffers the state lacks (position ids, RoPE frequencies) computed from `cfg`."""
     with torch.device("meta"):
         vlm = NanoVLM(cfg)
-    state = upstream_to_ours(tensors, cfg)
     result = vlm.load_state_dict(state, strict=False, assign=True)
     if result.unexpected_keys:  # a mapping bug, never the user's: check_tensors ran first
         raise RuntimeError(f"mapped tensors with no home in the model: {result.unexpected_keys}")
     if cfg.lm_tie_weights:
         vlm.lm.lm_head.weight = vlm.lm.model.embed_tokens.weight
     _materialize_buffers(vlm, cfg)
-    return vlm.to(device=device, dtype=dtype).eval(), model_dir
+    return vlm
 
 
 def _materialize_buffers(vlm: NanoVLM, cfg: VLMConfig) -> None:

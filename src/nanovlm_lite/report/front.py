@@ -97,10 +97,15 @@ def format_bar(chosen: BarPoints, threshold: float) -> str:
 
 def is_plain(df: pd.DataFrame) -> pd.Series:
     """Plain points: the model evaluated as it is, neither fine-tuned (a `finetune`
-    recipe) nor a blank-image baseline. The default reference is the most expensive one."""
+    recipe), width-pruned (a `prune_*` ratio below 1) nor a blank-image baseline. The
+    default reference is the most expensive one."""
     finetuned = (df["finetune"].notna() & (df["finetune"].astype(str) != "")
                  if "finetune" in df.columns else pd.Series(False, index=df.index))
-    return ~finetuned & ~is_blank_images(df)
+    pruned = pd.Series(False, index=df.index)
+    for column in ("prune_vit_mlp", "prune_lm_mlp"):  # settings.PRUNE_SETTINGS
+        if column in df.columns:
+            pruned |= pd.to_numeric(df[column], errors="coerce").lt(1.0)
+    return ~finetuned & ~pruned & ~is_blank_images(df)
 
 
 def choose_reference(df: pd.DataFrame, name: str | None = None) -> str | None:

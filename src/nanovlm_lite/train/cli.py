@@ -9,7 +9,8 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("train", help="train the demo model or fine-tune a checkpoint with a recipe")
     p.add_argument("--recipe", required=True,
                    help="recipe name (train/recipes.py): demo, demo-blind, demo-learned-pool, "
-                        "demo-finetune, aokvqa-mcq, aokvqa-lora")
+                        "demo-finetune, demo-distill, aokvqa-mcq, aokvqa-lora, aokvqa-distill, "
+                        "aokvqa-distill-all")
     p.add_argument("--model", default=None,
                    help="checkpoint directory or hub id to fine-tune (omit for from-scratch recipes)")
     p.add_argument("--data", required=True,
@@ -23,6 +24,10 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a point setting (YAML value) to train at, e.g. --set pool=learned; repeatable")
     p.add_argument("--steps", type=at_least(1), default=None, help="override the recipe's step count")
+    p.add_argument("--teacher", default=None, metavar="DIR",
+                   help="the teacher's outputs for a recipe that distils (demo-distill, "
+                        "aokvqa-distill): a directory with outputs.safetensors + teacher.json "
+                        "(train/teacher.py: compute_teacher; the pipeline's teacher rule)")
     p.add_argument("--resume", action="store_true",
                    help="continue from OUT/trainer_state.pt left by an interrupted run of the same "
                         "setup (without it, training starts over)")
@@ -48,12 +53,13 @@ def train_command(args) -> int:
                              f"drop --set (fine-tuning recipes take point settings)")
         out = train_demo_model(args.data, args.out, threads=args.threads, recipe=args.recipe,
                                overrides=overrides, resume=args.resume,
-                               progress=not args.no_progress, val_data=args.val)
+                               progress=not args.no_progress, val_data=args.val,
+                               teacher=args.teacher)
     else:
         if not args.model:
             raise InputError(f"recipe {args.recipe!r} fine-tunes a checkpoint: give --model")
         out = finetune(args.model, args.data, args.recipe, settings, args.out, threads=args.threads,
                        device=args.device, overrides=overrides, resume=args.resume,
-                       progress=not args.no_progress, val_data=args.val)
+                       progress=not args.no_progress, val_data=args.val, teacher=args.teacher)
     print(out)
     return 0

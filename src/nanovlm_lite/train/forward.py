@@ -10,10 +10,10 @@ from __future__ import annotations
 import contextlib
 
 import torch
-import torch.nn.functional as F
 
 from ..lm import run_lm
 from .data import Batch
+from .distill import SoftTargets, distillation_loss
 
 
 def _needs_grad(*modules) -> bool:
@@ -51,9 +51,13 @@ def target_logits(model, batch: Batch, settings) -> torch.Tensor:
     return model.lm.lm_head(picked).float()
 
 
-def loss_and_accuracy(model, batch: Batch, settings) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean cross-entropy over the batch's target tokens, and their argmax accuracy."""
+def loss_and_accuracy(model, batch: Batch, settings, soft: SoftTargets | None = None,
+                      alpha: float = 0.0, temperature: float = 1.0
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean cross-entropy over the batch's target tokens (mixed with the distillation term
+    when `soft` holds the teacher's side and alpha > 0: distill.py), and their argmax
+    accuracy."""
     logits = target_logits(model, batch, settings)
     labels = batch.labels.to(logits.device)
-    loss = F.cross_entropy(logits, labels)
+    loss = distillation_loss(logits, labels, soft, alpha, temperature)
     return loss, (logits.detach().argmax(-1) == labels).float().mean()

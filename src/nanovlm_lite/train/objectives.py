@@ -25,6 +25,8 @@ OBJECTIVES = ("answer", "letter", "direct", "answer+letter")
 class Target:
     text: str              # the user text (after the image string)
     ids: tuple[int, ...]   # the assistant tokens the loss is on
+    kind: str = "answer"   # answer | letter | direct: what distillation compares (distill.py)
+    choices: tuple[int, ...] = ()   # letter: the choices' letter tokens, in choice order
 
 
 def letter_template(settings) -> str:
@@ -58,10 +60,10 @@ def targets(question, objective: str, tokenizer, settings) -> list[Target]:
         out.append(Target(render("cloze", question.question),
                           (*answer_ids(tokenizer, question.answer), eos)))
     if objective in ("letter", "answer+letter"):
-        letter = letter_token_ids(tokenizer, len(question.choices))[question.correct_choice_idx]
+        letters = tuple(letter_token_ids(tokenizer, len(question.choices)))
         out.append(Target(render(letter_template(settings), question.question, question.choices),
-                          (letter, eos)))
+                          (letters[question.correct_choice_idx], eos), "letter", letters))
     if objective == "direct":
         out.append(Target(render("da", question.question),
-                          (*answer_ids(tokenizer, direct_answer(question)), eos)))
+                          (*answer_ids(tokenizer, direct_answer(question)), eos), "direct"))
     return out

@@ -9,7 +9,8 @@ computes.
 - `train_demo_model(data_dir, out_dir, threads, recipe)`: the offline demo model from
   scratch on easy-VQA (tokenizer included), in upstream nanoVLM's format.
 - `finetune(model, data_path, recipe, settings, out_dir, threads, device)`: fine-tune a
-  checkpoint at a point's settings.
+  checkpoint at a point's settings; a recipe that distils (alpha > 0) also takes the
+  teacher's outputs (`teacher=DIR`, train/teacher.py), which the pipeline computes once.
 
 Both write `out_dir/`: `config.json` + `model.safetensors` (upstream's format; LoRA merged
 in), `tokenizer/` when the tokenizer is a local directory, `nanovlm_lite_sidecar.safetensors`
@@ -39,6 +40,8 @@ class Recipe:
     vocab_size: int = 512                             # tokenizer merges budget (from scratch)
     settings: dict = field(default_factory=dict)      # defaults under the point's settings
     cost: str = ""                                    # measured or estimated compute
+    teacher: str | None = None                        # distilling: the teacher point (None:
+                                                      # the study's reference_point)
 
 
 # The demo model (measured on 2 CPU cores; see benchmarks/demo_training.py). 950 steps,
@@ -59,6 +62,24 @@ DEMO = TrainConfig(objective="answer", trainable="all", steps=950, images_per_ba
 AOKVQA_COST = ("GPU, estimated (not measured): one epoch ~0.05-0.1 GPU-hours on one H100 at "
                "global_only, ~0.1-0.25 at the full 13-tile setting; ~10 GB of GPU memory "
                "for AdamW on the 370M trainable parameters")
+
+# Distillation from the teacher (train/distill.py): the fine-tunes above with the loss
+# alpha * T^2 KL(teacher || student) at T + (1 - alpha) * the hard label. alpha 0.5, T 2:
+# the usual middle of the range (Hinton et al.; Minitron distils with the KL alone). The
+# demo recipe takes demo-finetune's steps, batch and learning rate, so the two compare at
+# equal steps; the A-OKVQA ones take aokvqa-mcq's. The teacher is computed once per study
+# (teacher rule): on A-OKVQA train at the reference point's settings (`default`, 13 tiles
+# for a 640x480 photo, ~3.5 TFLOPs a question), ~60 PFLOPs of forward passes, estimated
+# ~0.1-0.2 GPU-hours on one H100 in bf16 with image decoding; each student then costs
+# about its aokvqa-mcq counterpart (the KL on 2-4 letter logits is free).
+DISTILL = dict(alpha=0.5, temperature=2.0)
+AOKVQA_MCQ = TrainConfig(objective="letter", trainable="vit-frozen", steps=533, images_per_batch=8,
+                         per_image=1, accumulate=4, lr=2e-5, warmup=30, min_lr_ratio=0.1,
+                         weight_decay=0.0, eval_every=100, eval_questions=300,
+                         eval_scoring=("letter",), save_every=50)
+DISTILL_COST = ("GPU, estimated (not measured): the teacher once per study ~0.1-0.2 GPU-hours "
+                "on one H100 (A-OKVQA train at the reference point's 13-tile setting, "
+                "~60 PFLOPs forward), then each student about aokvqa-mcq's time and memory")
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in [
     Recipe("demo", "the offline demo model from scratch on easy-VQA train (all parameters)",
@@ -88,11 +109,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
     Recipe("aokvqa-mcq",
            "fine-tune nanoVLM-460M on A-OKVQA train (17,056 questions, one epoch) with the "
            "letter objective at a cheap point's settings; ViT frozen",
-           TrainConfig(objective="letter", trainable="vit-frozen", steps=533, images_per_batch=8,
-                       per_image=1, accumulate=4, lr=2e-5, warmup=30, min_lr_ratio=0.1,
-                       weight_decay=0.0, eval_every=100, eval_questions=300,
-                       eval_scoring=("letter",), save_every=50),
-           cost=AOKVQA_COST),
+           AOKVQA_MCQ, cost=AOKVQA_COST),
     Recipe("aokvqa-lora",
            "LoRA (rank 16, q/v) fine-tune of nanoVLM-460M on A-OKVQA train, letter objective, "
            "at a cheap point's settings; merged into the weights on save",
@@ -102,7 +119,36 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
                        eval_questions=300, eval_scoring=("letter",), save_every=50),
            cost="GPU, estimated (not measured): about the time of aokvqa-mcq (the LM still runs "
                 "backward), memory ~3 GB beyond the bf16 activations (the adapters are 1.6M parameters)"),
+    Recipe("demo-distill",
+           "demo-finetune's steps, batch and learning rate with the loss distilled from the "
+           "teacher (the study's reference point): alpha 0.5, T 2, on the answer tokens",
+           DEMO.replace(steps=150, lr=3e-4, warmup=10, eval_every=0, save_every=50, **DISTILL),
+           cost="about demo-finetune's on 2 CPU cores, plus the teacher once per study"),
+    Recipe("aokvqa-distill",
+           "aokvqa-mcq (ViT frozen, letter objective, one epoch) distilled from the teacher "
+           "(the study's reference point) on the choices' letter logits: alpha 0.5, T 2",
+           AOKVQA_MCQ.replace(**DISTILL), cost=DISTILL_COST),
+    Recipe("aokvqa-distill-all",
+           "aokvqa-distill training every parameter, ViT included: for points whose ViT was "
+           "pruned, which a frozen ViT could not win back",
+           AOKVQA_MCQ.replace(trainable="all", **DISTILL),
+           cost=DISTILL_COST.replace("aokvqa-mcq's time and memory", "aokvqa-mcq's time + "
+                                     "the ViT's backward (~1.3x), memory + ~1.5 GB of AdamW "
+                                     "state for the 93M ViT parameters")),
 ]}
+
+
+def distill_request(recipe: str, overrides: dict | None = None) -> dict | None:
+    """What a recipe (with the study's train_overrides) asks of a teacher: {objective,
+    top_k, teacher (a point name, or None for the reference point)}, or None when it does
+    not distil. The pipeline keys the teacher's outputs by it, so students asking the
+    same share one computation."""
+    spec = get_recipe(recipe)
+    config = _with_overrides(spec, overrides)
+    if not config.distils:
+        return None
+    top_k = None if config.objective == "letter" else config.teacher_top_k  # letter: the choices
+    return {"objective": config.objective, "top_k": top_k, "teacher": spec.teacher}
 
 
 def get_recipe(name: str) -> Recipe:
@@ -182,11 +228,11 @@ class TrainingOutputError(UserError, ValueError):
 
 
 def training_setup(recipe: str, config: TrainConfig, settings, base_model=None,
-                   train_path=None, val_path=None) -> dict:
+                   train_path=None, val_path=None, teacher=None) -> dict:
     """What decides the trained model: recipe, training config, point settings, the base
-    checkpoint (config.json content, weights by size/mtime/header) and the data files
-    (content hashes). Kept in training.json, so a finished directory is only ever taken as
-    done for the same setup."""
+    checkpoint (config.json content, weights by size/mtime/header), the data files
+    (content hashes) and, when distilling, the teacher's outputs (their sha256). Kept in
+    training.json, so a finished directory is only ever taken as done for the same setup."""
     import hashlib
     import json
 
@@ -201,7 +247,22 @@ def training_setup(recipe: str, config: TrainConfig, settings, base_model=None,
              "base_model": base,
              "train_data": data_identity(train_path) if train_path else None,
              "val_data": data_identity(val_path) if val_path else None}
+    if teacher is not None:
+        setup["teacher"] = teacher.identity
     return json.loads(json.dumps(setup))
+
+
+def _teacher(recipe: str, config: TrainConfig, teacher):
+    """The teacher's outputs a distilling recipe trains against (None when it does not
+    distil); a recipe that distils without them is an error naming what to give."""
+    from .teacher import TeacherMismatchError, TeacherOutputs
+    if not config.distils:
+        return None
+    if teacher is None:
+        raise TeacherMismatchError(f"recipe {recipe!r} distils (alpha {config.alpha}) and needs the "
+                         f"teacher's outputs: give their directory (--teacher DIR; the "
+                         f"pipeline's teacher rule writes results/<study>/teachers/<key>/)")
+    return TeacherOutputs.load(teacher)
 
 
 def _answered(questions: list, path) -> list:
@@ -258,10 +319,11 @@ def save_trained(engine, out_dir, record: dict) -> Path:
 def train_demo_model(data_dir, out_dir, threads: int = 1, recipe: str = "demo",
                      overrides: dict | None = None, resume: bool = True,
                      progress: bool = True, settings: dict | None = None,
-                     val_data=None) -> Path:
+                     val_data=None, teacher=None) -> Path:
     """The demo model from scratch: tokenizer, architecture, training, checkpoint.
     `settings`: a point's settings to train at (over the recipe's own); `val_data`: the
-    validation parquet (default: val.parquet beside the training data)."""
+    validation parquet (default: val.parquet beside the training data); `teacher`: the
+    teacher's outputs, for a recipe that distils."""
     from ..data.aokvqa import load_questions
     from ..engine import Engine
     from ..model.load import build_model
@@ -275,7 +337,8 @@ def train_demo_model(data_dir, out_dir, threads: int = 1, recipe: str = "demo",
     out_dir = Path(out_dir)
     settings = PointSettings.from_dict({**spec.settings, **(settings or {})})
     train_path, val_path = _data_paths(data_dir, val_data)
-    setup = training_setup(recipe, config, settings, None, train_path, val_path)
+    teacher = _teacher(recipe, config, teacher)
+    setup = training_setup(recipe, config, settings, None, train_path, val_path, teacher)
     if resume and _finished(out_dir, setup):
         print(f"{out_dir}: already trained by this setup (training.json); nothing to do")
         return out_dir
@@ -291,9 +354,10 @@ def train_demo_model(data_dir, out_dir, threads: int = 1, recipe: str = "demo",
     model = build_model(cfg).float()
     engine = Engine(model, build_tokenizer(cfg, str(out_dir / TOKENIZER_DIR)), out_dir)
     result = train(engine, questions, settings, config, out_dir, val_questions=val,
-                   threads=threads, resume=resume, progress=progress)
+                   threads=threads, resume=resume, progress=progress, teacher=teacher)
     record = {"recipe": recipe, "description": spec.description, "config": config.to_dict(),
               "settings": settings.changed(), "setup": setup, "architecture": spec.architecture,
+              "teacher": teacher.cost() if teacher else None,
               "parameters": sum(p.numel() for p in model.parameters()),
               "train_questions": len(questions), "train_seconds": round(result.seconds, 1),
               "total_seconds": round(time.time() - t0, 1), "threads": threads,
@@ -305,11 +369,16 @@ def train_demo_model(data_dir, out_dir, threads: int = 1, recipe: str = "demo",
     return save_trained(engine, out_dir, record)
 
 
-def _carry_tokenizer(engine, out_dir: Path) -> None:
-    """Copy a tokenizer directory kept beside the base checkpoint (its relative
-    `lm_tokenizer`, or `tokenizer/`, the order the loader looks in) beside the new one."""
+def carry_beside(engine, out_dir: Path) -> None:
+    """Copy what a derived checkpoint keeps from its base: the tokenizer directory beside
+    it (its relative `lm_tokenizer`, or `tokenizer/`, the order the loader looks in) and a
+    pruned base's pruning.json (model/widths.py: the widths are still the pruned ones)."""
+    from ..model.widths import PRUNING_RECORD
     if engine.model_dir is None:
         return
+    pruning = Path(engine.model_dir) / PRUNING_RECORD
+    if pruning.is_file() and pruning.resolve() != (out_dir / PRUNING_RECORD).resolve():
+        shutil.copyfile(pruning, out_dir / PRUNING_RECORD)
     for name in dict.fromkeys([engine.cfg.lm_tokenizer, "tokenizer"]):
         src = Path(engine.model_dir) / name
         if Path(name).is_absolute() or not src.is_dir():
@@ -323,24 +392,27 @@ def _carry_tokenizer(engine, out_dir: Path) -> None:
 
 def finetune(model, data_path, recipe: str, settings: dict | None, out_dir, threads: int = 1,
              device: str = "auto", overrides: dict | None = None, resume: bool = True,
-             progress: bool = True, val_data=None) -> Path:
+             progress: bool = True, val_data=None, teacher=None) -> Path:
     """Fine-tune checkpoint `model` with `recipe` at a point's `settings` into `out_dir`,
     validating on `val_data` (default: val.parquet beside the training data); `overrides`:
-    training options over the recipe's (the study's train_overrides), kept in training.json.
+    training options over the recipe's (the study's train_overrides), kept in training.json;
+    `teacher`: the teacher's outputs directory, for a recipe that distils (alpha > 0).
     A from-scratch recipe (a point naming `demo-blind`) trains a new model instead: the
     point's model is then that recipe's, not `model` fine-tuned."""
     from .. import load
     from ..data.aokvqa import load_questions
+    from ..model.widths import check_pruned
     from ..settings import PointSettings
     spec = get_recipe(recipe)
     if spec.from_scratch:
         return train_demo_model(data_path, out_dir, threads, recipe,
-                                overrides, resume, progress, settings, val_data)
+                                overrides, resume, progress, settings, val_data, teacher)
     config = _with_overrides(spec, overrides)
     out_dir = Path(out_dir)
     point = PointSettings.from_dict({**spec.settings, **(settings or {})})
     train_path, val_path = _data_paths(data_path, val_data)
-    setup = training_setup(recipe, config, point, model, train_path, val_path)
+    teacher = _teacher(recipe, config, teacher)
+    setup = training_setup(recipe, config, point, model, train_path, val_path, teacher)
     if resume and _finished(out_dir, setup):
         print(f"{out_dir}: already trained by this setup (training.json); nothing to do")
         return out_dir
@@ -350,12 +422,14 @@ def finetune(model, data_path, recipe: str, settings: dict | None, out_dir, thre
     val = _answered(load_questions(val_path), val_path) if val_path else []
     torch.set_num_threads(max(1, threads))
     engine = load(str(model), device=device, dtype=torch.float32)
+    check_pruned(point, engine.model_dir)  # a pruning point trains its pruned checkpoint
     out_dir.mkdir(parents=True, exist_ok=True)
-    _carry_tokenizer(engine, out_dir)
+    carry_beside(engine, out_dir)
     result = train(engine, questions, point, config, out_dir, val_questions=val,
-                   threads=threads, resume=resume, progress=progress)
+                   threads=threads, resume=resume, progress=progress, teacher=teacher)
     record = {"recipe": recipe, "description": spec.description, "base_model": str(model),
               "config": config.to_dict(), "settings": point.changed(), "setup": setup,
+              "teacher": teacher.cost() if teacher else None,
               "train_questions": len(questions), "train_seconds": round(result.seconds, 1),
               "total_seconds": round(time.time() - t0, 1), "threads": threads,
               "device": str(engine.device),

@@ -47,6 +47,25 @@ class TrainConfig:
     eval_questions: int = 500          # validation questions (evenly spaced through the set)
     eval_scoring: tuple[str, ...] = ("cloze",)
     save_every: int = 100              # steps between trainer_state.pt saves (0: never)
+    # distillation (distill.py, teacher.py): alpha * T^2 KL(teacher || student) at
+    # temperature T + (1 - alpha) * the hard-label loss; alpha 0 trains on the labels only
+    alpha: float = 0.0
+    temperature: float = 1.0
+    teacher_top_k: int = 32            # answer tokens: the teacher's top-k kept per token
+
+    def __post_init__(self):
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1] (the distillation term's weight), "
+                             f"got {self.alpha}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.teacher_top_k < 1:
+            raise ValueError(f"teacher_top_k must be >= 1, got {self.teacher_top_k}")
+
+    @property
+    def distils(self) -> bool:
+        """Whether the loss has a distillation term (and so needs the teacher's outputs)."""
+        return self.alpha > 0
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
@@ -100,11 +119,12 @@ def _fmt(metrics: dict) -> str:
 
 def train(engine, train_questions, settings, config: TrainConfig, out_dir, val_questions=None,
           threads: int | None = None, resume: bool = True, progress: bool = True,
-          log=print) -> TrainResult:
+          log=print, teacher=None) -> TrainResult:
     """Trains `engine.model` in place (float32 weights) and returns the history. Writes
     `trainer_state.pt` into `out_dir` every `save_every` steps and, with `resume`, picks
     up from one left there by an interrupted run of the same setup. Saving the final
-    checkpoint is the caller's (recipes.py)."""
+    checkpoint is the caller's (recipes.py). A config that distils (alpha > 0) needs
+    `teacher`: the teacher's outputs on these very questions (teacher.TeacherOutputs)."""
     model = engine.model
     device = next(model.parameters()).device
     with cpu_threads(threads if device.type == "cpu" else None):
@@ -117,6 +137,11 @@ def train(engine, train_questions, settings, config: TrainConfig, out_dir, val_q
         model.train()
         data = TrainSet(train_questions, engine, settings, config.objective,
                         cache_images=_small(train_questions))
+        if config.distils and teacher is None:
+            raise ValueError(f"alpha {config.alpha} distils, so training needs the teacher's "
+                             f"outputs (teacher.py); none were given")
+        if config.distils:
+            teacher.check_examples(data)  # the same questions, objective and tokens
         val = spread(list(val_questions or []), config.eval_questions)
         optimizer = build_optimizer(params, config.lr, config.weight_decay, config.betas)
         scheduler = build_scheduler(optimizer, config.warmup, config.steps, config.min_lr_ratio)
@@ -125,6 +150,8 @@ def train(engine, train_questions, settings, config: TrainConfig, out_dir, val_q
                                                "save_every")},
                        "settings": settings.to_dict(), "n_train": len(train_questions),
                        "n_params": sum(p.numel() for _, p in params)}
+        if config.distils:
+            fingerprint["teacher"] = teacher.identity
         start, history = 0, []
         restored = load_state(out_dir, model=model, optimizer=optimizer, scheduler=scheduler,
                               fingerprint=fingerprint) if resume else None
@@ -143,8 +170,10 @@ def train(engine, train_questions, settings, config: TrainConfig, out_dir, val_q
             for micro in range(config.accumulate):
                 picks = data.draw(config.seed, step * config.accumulate + micro,
                                   config.images_per_batch, config.per_image)
+                soft = teacher.soft_targets(data, picks) if config.distils else None
                 with autocast(device):
-                    loss, acc = loss_and_accuracy(model, data.batch(picks), settings)
+                    loss, acc = loss_and_accuracy(model, data.batch(picks), settings, soft,
+                                                  config.alpha, config.temperature)
                 (loss / config.accumulate).backward()
                 loss_sum += float(loss.detach()) / config.accumulate
                 acc_sum += float(acc) / config.accumulate

@@ -1,0 +1,114 @@
+# Keys and input functions for rules/compress.smk (helpers only, no rules; kept apart from
+# rules/common.smk so the compression rules' helpers sit in one place).
+#
+# Both are keyed by what makes them, so they are computed once and shared:
+# - a teacher by its settings (the teacher point's, with the study's prompt_template),
+#   the objective and top-k its students' recipe asks for: results/{study}/teachers/
+#   {point}-{objective}-{hash}/. Changing a student never changes the key (its teacher is
+#   not recomputed); changing the teacher's settings does (a new key, a new job, and every
+#   student that reads it trains again).
+# - an importance file by the calibration settings (a pruning point's settings less
+#   prune_* and finetune) and the calibration sample count and seed:
+#   results/{study}/importance/{hash}.safetensors, shared by the points that differ only
+#   in how much they prune or how they recover.
+import hashlib
+import json
+
+from nanovlm_lite.settings import PRUNE_SETTINGS, PointSettings
+
+
+def _digest(params):
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def _as_evaluated(settings):
+    """A point's settings with the study's prompt_template where it names no prompt, as
+    the evaluate rule applies it."""
+    settings = dict(sorted(settings.items()))
+    if "prompt" not in settings:
+        settings["prompt"] = config["prompt_template"]
+    return settings
+
+
+def _prunes(point):
+    return PointSettings.from_dict(POINTS[point]).prunes
+
+
+def _teachers():
+    """({key: teacher params}, {student point: key}) for every point whose recipe distils."""
+    from nanovlm_lite.train.recipes import distill_request, get_recipe
+    teachers, by_point = {}, {}
+    for point, settings in POINTS.items():
+        recipe = settings.get("finetune")
+        if not recipe:
+            continue
+        try:
+            spec = get_recipe(recipe)
+            request = distill_request(recipe, config["train_overrides"])
+        except ValueError as e:
+            raise WorkflowError(f"config: point {point!r}: finetune: {e}") from None
+        if spec.from_scratch and _prunes(point):
+            raise WorkflowError(f"config: point {point!r}: recipe {recipe!r} trains a new model "
+                                f"from scratch, so the pruned checkpoint would be thrown away; "
+                                f"name a fine-tuning recipe, or drop the prune_* settings")
+        if request is None:
+            continue
+        teacher = request["teacher"] or config["reference_point"]
+        if teacher is None:
+            raise WorkflowError(
+                f"config: point {point!r}: recipe {recipe!r} distils from the study's "
+                f"reference point, and reference_point is null; the default reference (the "
+                f"most expensive plain point) is known only once FLOPs are counted, so name "
+                f"the teacher: set reference_point")
+        if teacher not in POINTS:
+            raise WorkflowError(f"config: point {point!r}: teacher point {teacher!r} is not a "
+                                f"point of this study")
+        if POINTS[teacher].get("finetune") or _prunes(teacher):
+            raise WorkflowError(f"config: point {point!r}: the teacher point {teacher!r} must be "
+                                f"the base model as it is (no finetune, no prune_*)")
+        params = {"settings": _as_evaluated(POINTS[teacher]),
+                  "objective": request["objective"], "top_k": request["top_k"]}
+        key = f"{teacher}-{request['objective'].replace('+', '_')}-{_digest(params)}"
+        teachers[key] = params
+        by_point[point] = key
+    return teachers, by_point
+
+
+def _calibrations():
+    """({key: calibration params}, {pruning point: key})."""
+    found, by_point = {}, {}
+    for point, settings in POINTS.items():
+        if not _prunes(point):
+            continue
+        base = {k: v for k, v in _as_evaluated(settings).items()
+                if k not in PRUNE_SETTINGS and k != "finetune"}
+        params = {"settings": base, "samples": config["prune"]["calibration_samples"],
+                  "seed": config["prune"]["calibration_seed"]}
+        key = _digest(params)
+        found[key] = params
+        by_point[point] = key
+    return found, by_point
+
+
+TEACHERS, POINT_TEACHER = _teachers()
+CALIBRATIONS, POINT_CALIBRATION = _calibrations()
+
+
+def _one_of(keys):
+    return "|".join(re.escape(k) for k in keys) or "(?!)"  # no keys: match nothing
+
+
+def point_start_model(wildcards):
+    """The checkpoint a point's recipe starts from: its pruned copy, or the base model."""
+    if _prunes(wildcards.point):
+        return f"results/{wildcards.study}/points/{wildcards.point}/pruned"
+    return BASE_MODEL
+
+
+def point_teacher(wildcards):
+    """The teacher's outputs a distilling point trains against (none otherwise)."""
+    key = POINT_TEACHER.get(wildcards.point)
+    if key is None:
+        return []
+    return [f"results/{wildcards.study}/teachers/{key}/outputs.safetensors",
+            f"results/{wildcards.study}/teachers/{key}/teacher.json"]
