@@ -1,5 +1,6 @@
 """What produced a result: package version, git commit and a hash of the package source,
-so every results file can say exactly which code made it."""
+so every results file can say exactly which code made it (the software and machine around
+it: environment.py)."""
 from __future__ import annotations
 
 import functools
@@ -23,8 +24,9 @@ def code_version() -> dict:
                                 capture_output=True, timeout=5).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         commit = None
-    import torch
-    import transformers
+    # versions from the distributions' metadata: merge and the report never import torch
+    from .environment import installed_version
     return {"nanovlm_lite": __version__, "git_commit": commit,
-            "source_sha256": digest.hexdigest()[:16], "torch": torch.__version__,
-            "transformers": transformers.__version__, "python": platform.python_version()}
+            "source_sha256": digest.hexdigest()[:16], "torch": installed_version("torch"),
+            "transformers": installed_version("transformers"),
+            "python": platform.python_version()}

@@ -38,7 +38,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]
 RECORD_CODE = ("model/", "evaluate/", "reduce/", "data/", "settings.py",
                "engine.py", "engine/", "lm.py", "plan*.py", "plan/", "flops*.py", "flops/",
                "sidecar.py", "__init__.py", "errors.py", "fieldtypes.py", "hub.py", "machine.py",
-               "parity.py", "files.py", "upstream_env.py")
+               "parity.py", "files.py", "upstream_env.py", "environment.py")
 FINGERPRINT_FORMAT = 1
 
 
@@ -174,11 +174,17 @@ def set_aside(path: Path) -> Path:
     return target
 
 
-def write_records(path: Path, records: list[dict], fingerprint: dict | None = None) -> Path:
-    """A records JSONL written atomically, the fingerprint (if any) as its first line."""
+def write_records(path: Path, records: list[dict], fingerprint: dict | None = None,
+                  environment: dict | None = None) -> Path:
+    """A records JSONL written atomically, the fingerprint (if any) as its first line, with
+    the environment that made the records beside it (not part of the fingerprint: another
+    thread count or machine does not make records stale)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    lines = ([json.dumps({"fingerprint": fingerprint})] if fingerprint is not None else [])
+    header = {"fingerprint": fingerprint}
+    if environment is not None:
+        header["environment"] = environment
+    lines = [json.dumps(header)] if fingerprint is not None else []
     tmp.write_text("".join(line + "\n" for line in lines + [json.dumps(r) for r in records]))
     os.replace(tmp, path)
     return path
@@ -384,6 +390,8 @@ def evaluate_shard(model, data_path, settings: dict, shard: int, n_shards: int, 
     fingerprint = record_fingerprint(engine, point)
     records = evaluate_questions(engine, questions, point, batch_size, partial,
                                  num_workers=num_workers, fingerprint=fingerprint)
-    write_records(out_path, records, fingerprint)  # this shard's questions, in order
+    from ..environment import environment
+    write_records(out_path, records, fingerprint,  # this shard's questions, in order
+                  environment(runtime=True, device=engine.device))
     partial.unlink()
     return out_path
