@@ -15,8 +15,11 @@ TORCH_WHEELS ?= $(if $(wildcard /opt/wheels/torch-*.whl),/opt/wheels,https://dow
 UV_VERSION ?= 0.13.9
 LOCK_TOOLS ?= .venv-lock
 UV     := $(LOCK_TOOLS)/bin/uv
+# LOCK_FLAGS: more uv options, e.g. --find-links https://download.pytorch.org/whl/torch/ for
+# another CUDA build named in locks/gpu.in (docs/environment.md)
+LOCK_FLAGS ?=
 UV_COMPILE = $(UV) pip compile pyproject.toml --extra test --generate-hashes \
-	--python-version 3.11 --python-platform x86_64-manylinux_2_28 --quiet
+	--python-version 3.11 --python-platform x86_64-manylinux_2_28 --quiet $(LOCK_FLAGS)
 ifeq ($(origin TORCH),command line)
 $(error TORCH= is gone: the venv installs from a lock. Pick torch in locks/cpu.in (or locks/gpu.in) and run `make lock` (`make lock-gpu`); on a GPU machine `make LOCK=locks/gpu.txt study`. See docs/environment.md)
 endif
