@@ -32,8 +32,11 @@ TEST_WORKERS ?= 2
 # Every dependency from the lock, exact versions, sha256 hashes required (pip refuses a file
 # whose hash the lock lacks), then the package itself without dependencies. The venv keeps
 # a copy of its lock: the results' environment block records its sha256 (environment.py).
-$(VENV)/.installed: pyproject.toml $(LOCK)
+# One stamp per lock (another LOCK= reinstalls; the old stamp goes, so switching back does too).
+STAMP  := $(VENV)/.installed-$(notdir $(basename $(LOCK)))
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	rm -f $(VENV)/.installed $(VENV)/.installed-*
 	$(PY) -m pip install --quiet --upgrade pip
 	@echo "venv: installing every dependency from $(LOCK) (exact versions, --require-hashes)"
 	$(PY) -m pip install --quiet --require-hashes --no-deps --find-links $(TORCH_WHEELS) -r $(LOCK)
@@ -42,7 +45,7 @@ $(VENV)/.installed: pyproject.toml $(LOCK)
 	$(PY) -m nanovlm_lite.environment check $(LOCK)
 	touch $@
 
-venv: $(VENV)/.installed
+venv: $(STAMP)
 
 test: venv
 	$(PY) -m pytest -q -n $(TEST_WORKERS)
