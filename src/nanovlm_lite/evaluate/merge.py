@@ -11,7 +11,7 @@ from ..provenance import code_version
 from ..settings import PointSettings
 from .direct_answer import direct_answer_accuracy
 from .prompts import mcq_prompt_name, template_text
-from .run import StaleRecordsError, fingerprint_difference, read_partial
+from .records import StaleRecordsError, fingerprint_difference, read_partial
 from .stats import LEVEL, N_BOOTSTRAP, SEED, bootstrap_interval, wilson_interval
 
 
