@@ -39,7 +39,8 @@ rule merge:
     input:
         shards=shard_paths,
         data=EVAL_DATA,
-        code=package_sources("evaluate/", "data/", "settings.py", "environment.py"),
+        code=package_sources("evaluate/", "data/", "settings.py", "errors.py", "fieldtypes.py",
+                             "provenance.py", "files.py", "hub.py", "environment.py"),
     output:
         predictions="results/{study}/points/{point}/predictions.json",
         records="results/{study}/points/{point}/records.jsonl",

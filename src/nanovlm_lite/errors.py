@@ -7,14 +7,6 @@ import os
 import tempfile
 from pathlib import Path
 
-from .data.aokvqa import DatasetError
-from .hub import HubUnreachableError
-from .model.checkpoint import CheckpointError
-from .model.config import ConfigError
-from .model.load import DeviceError
-from .model.prompt import TokenizerError
-from .parity import ParityError
-from .settings import SettingsError
 
 
 class UserError(Exception):
@@ -29,11 +21,24 @@ class OutputError(UserError, OSError):
     """An output path cannot be written (a file in the way, no permission, read-only)."""
 
 
-# every error type whose message is written for the user; errors of modules above this one
-# (evaluate/run's StaleRecordsError, train's TrainingOutputError and StateMismatchError)
-# subclass UserError, so this module never imports them
-USER_ERRORS = (UserError, DatasetError, HubUnreachableError, CheckpointError, ConfigError,
-               SettingsError, ParityError, DeviceError, TokenizerError, FileNotFoundError)
+def __getattr__(name):
+    """USER_ERRORS: every error type whose message is written for the user. Built on first
+    use, so that a light module raising UserError (evaluate/records.py, read by the merge
+    rule) does not import torch and transformers with this one. Errors of modules above
+    this one (evaluate's StaleRecordsError, train's TrainingOutputError and
+    StateMismatchError) subclass UserError, so this module never imports them."""
+    if name != "USER_ERRORS":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from .data.aokvqa import DatasetError
+    from .hub import HubUnreachableError
+    from .model.checkpoint import CheckpointError
+    from .model.config import ConfigError
+    from .model.load import DeviceError
+    from .model.prompt import TokenizerError
+    from .parity import ParityError
+    from .settings import SettingsError
+    return (UserError, DatasetError, HubUnreachableError, CheckpointError, ConfigError,
+            SettingsError, ParityError, DeviceError, TokenizerError, FileNotFoundError)
 
 
 def format_user_error(e: BaseException) -> str:

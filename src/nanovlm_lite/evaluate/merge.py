@@ -12,7 +12,7 @@ from ..provenance import code_version
 from ..settings import PointSettings
 from .direct_answer import direct_answer_accuracy
 from .prompts import mcq_prompt_name, template_text
-from .run import StaleRecordsError, fingerprint_difference, read_partial
+from .records import StaleRecordsError, fingerprint_difference, read_environment, read_partial
 from .stats import LEVEL, N_BOOTSTRAP, SEED, bootstrap_interval, wilson_interval
 
 
@@ -22,23 +22,11 @@ def _write_json(path: Path, data) -> None:
     os.replace(tmp, path)
 
 
-def shard_environment(path) -> dict | None:
-    """The environment block in a finished shard's header line (evaluate/run.py's
-    write_records puts it there); None for a shard without one."""
-    with open(path) as f:
-        first = f.readline()
-    try:
-        header = json.loads(first)
-    except json.JSONDecodeError:
-        return None
-    return header.get("environment") if isinstance(header, dict) else None
-
-
 def point_environment(shard_paths) -> dict:
     """The evaluate jobs' environment (torch's view included) for metrics.json; every
     distinct one under `shards_differ` when shards ran in different environments (SLURM
     nodes of two kinds); this process's own, without torch's view, if no shard has one."""
-    found = [e for e in (shard_environment(p) for p in shard_paths) if e is not None]
+    found = [e for e in (read_environment(p) for p in shard_paths) if e is not None]
     if not found:
         return environment()
     distinct = [e for i, e in enumerate(found) if e not in found[:i]]

@@ -31,6 +31,8 @@ from ..settings import PointSettings
 from .direct_answer import score_direct
 from .mcq import SCORERS
 from .prompts import mcq_prompt_name, render, template_text
+from .records import (StaleRecordsError, fingerprint_difference, read_partial,  # noqa: F401
+                      read_records, set_aside, stale_name, write_records)
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 # the package code a record comes from, as patterns under src/nanovlm_lite/ (a directory
@@ -40,10 +42,6 @@ RECORD_CODE = ("model/", "evaluate/", "reduce/", "data/", "settings.py",
                "sidecar.py", "__init__.py", "errors.py", "fieldtypes.py", "hub.py", "machine.py",
                "parity.py", "files.py", "upstream_env.py", "environment.py")
 FINGERPRINT_FORMAT = 1
-
-
-class StaleRecordsError(UserError, ValueError):
-    """Finished records that were made by other settings, model, data or code."""
 
 
 # ------------------------------------------------------------------ what made the records
@@ -138,58 +136,6 @@ def record_fingerprint(engine, settings: PointSettings) -> dict:
     return json.loads(json.dumps(fingerprint))
 
 
-def fingerprint_difference(old: dict | None, new: dict) -> str | None:
-    """None when `old` made the same records as `new` would; else what differs, in words."""
-    if old is None:
-        return "an older nanovlm-lite (no fingerprint)"
-    parts = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if a == b:
-            continue
-        if key == "settings" and isinstance(a, dict) and isinstance(b, dict):
-            changed = [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
-                       if a.get(k) != b.get(k)]
-            parts.append(f"other settings ({', '.join(changed)})")
-        else:
-            parts.append({"model": "another model", "prompt": "another prompt text", "code": "other code",
-                          "dtype": f"dtype {a} (now {b})"}.get(key, f"another {key}"))
-    return "; ".join(parts) or None
-
-
-def stale_name(path: Path) -> Path:
-    """`path.stale`, or .stale.1, .stale.2, ... when older ones exist (never overwritten)."""
-    path = Path(path)
-    target, n = path.with_name(path.name + ".stale"), 0
-    while target.exists():
-        n += 1
-        target = path.with_name(f"{path.name}.stale.{n}")
-    return target
-
-
-def set_aside(path: Path) -> Path:
-    """Rename `path` to its next free `.stale` name."""
-    target = stale_name(path)
-    os.replace(path, target)
-    return target
-
-
-def write_records(path: Path, records: list[dict], fingerprint: dict | None = None,
-                  environment: dict | None = None) -> Path:
-    """A records JSONL written atomically, the fingerprint (if any) as its first line, with
-    the environment that made the records beside it (not part of the fingerprint: another
-    thread count or machine does not make records stale)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    header = {"fingerprint": fingerprint}
-    if environment is not None:
-        header["environment"] = environment
-    lines = [json.dumps(header)] if fingerprint is not None else []
-    tmp.write_text("".join(line + "\n" for line in lines + [json.dumps(r) for r in records]))
-    os.replace(tmp, path)
-    return path
-
-
 def estimated_tiles(engine, question: Question, settings: PointSettings) -> int:
     """Tile count from the image header alone (no decoding), to group batches."""
     try:
@@ -249,29 +195,6 @@ def question_record(q: Question, prompt, text, image_size, settings) -> dict:
                     "image_tokens": prompt.image_tokens,
                     "sequence_length": prompt.sequence_length})
     return rec
-
-
-def read_partial(path: Path) -> tuple[dict | None, list[dict]]:
-    """(fingerprint or None, records) of a (possibly interrupted) records JSONL; a torn
-    last line is dropped."""
-    fingerprint, records = None, []
-    if not Path(path).exists():
-        return fingerprint, records
-    for n, line in enumerate(Path(path).read_text().splitlines()):
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError:
-            break
-        if n == 0 and "fingerprint" in item and "question_id" not in item:
-            fingerprint = item["fingerprint"]
-        else:
-            records.append(item)
-    return fingerprint, records
-
-
-def read_records(path: Path) -> list[dict]:
-    """Records of a (possibly interrupted) JSONL, without its fingerprint line."""
-    return read_partial(path)[1]
 
 
 def evaluate_questions(engine, questions: list[Question], settings: PointSettings,

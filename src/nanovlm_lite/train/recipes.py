@@ -302,10 +302,10 @@ def _finished(out_dir: Path, setup: dict) -> bool:
 
 def save_trained(engine, out_dir, record: dict) -> Path:
     """The checkpoint in upstream's format + sidecar + training.json; drops the resume state."""
+    from ..environment import environment
     from ..model.checkpoint import save_upstream_checkpoint
     from ..sidecar import save_sidecar
     from .state import STATE_NAME
-    from ..environment import environment
     from .trainable import merge_lora
     out_dir = Path(out_dir)
     record["environment"] = environment(runtime=True, device=engine.device)
