@@ -140,3 +140,18 @@ def test_lock_state_reads_the_venvs_copy_of_its_lock(tmp_path, monkeypatch):
     import hashlib
     assert state["lock_sha256"] == hashlib.sha256(copy.read_bytes()).hexdigest()
     assert state["lock_differs"] == {"pillow": env.installed_version("pillow")}
+
+
+def test_merge_carries_the_shards_environment(tmp_path):
+    from nanovlm_lite.evaluate.merge import point_environment
+    from nanovlm_lite.evaluate.records import read_partial, write_records
+    a = {"torch": "2.13.0+cpu", "cpu": "A", "torch_threads": 2}
+    paths = [write_records(tmp_path / f"{i}.jsonl", [{"question_id": f"q{i}"}], {"f": 1}, env)
+             for i, env in enumerate([a, dict(a)])]
+    assert read_partial(paths[0]) == ({"f": 1}, [{"question_id": "q0"}])  # records unchanged
+    assert point_environment(paths) == a
+    other = write_records(tmp_path / "2.jsonl", [], {"f": 1}, dict(a, cpu="B"))
+    mixed = point_environment(paths + [other])
+    assert mixed["cpu"] == "A" and [e["cpu"] for e in mixed["shards_differ"]] == ["A", "B"]
+    bare = write_records(tmp_path / "3.jsonl", [], {"f": 1})
+    assert "lock_sha256" in point_environment([bare])  # none recorded: merge's own
