@@ -6,6 +6,7 @@ import functools
 import hashlib
 import platform
 import subprocess
+from importlib import metadata
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -23,8 +24,9 @@ def code_version() -> dict:
                                 capture_output=True, timeout=5).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         commit = None
-    import torch
-    import transformers
+    # versions from the installed metadata, not by importing torch and transformers: the
+    # merge and report jobs call this and would pay ~4 CPU-s each for two strings
     return {"nanovlm_lite": __version__, "git_commit": commit,
-            "source_sha256": digest.hexdigest()[:16], "torch": torch.__version__,
-            "transformers": transformers.__version__, "python": platform.python_version()}
+            "source_sha256": digest.hexdigest()[:16], "torch": metadata.version("torch"),
+            "transformers": metadata.version("transformers"),
+            "python": platform.python_version()}
