@@ -147,10 +147,44 @@ def _check_train_overrides(config):
         raise WorkflowError(f"config train_overrides: {e}") from None
 
 
+def _check_duplicate_keys():
+    """Every config file read (the --configfile ones, or config/config.yaml) again, with
+    duplicate keys refused: YAML keeps the last of two and the first vanishes silently."""
+    try:
+        from nanovlm_lite.strict_yaml import DuplicateKeyError, load_strict
+    except ImportError:
+        return
+    problems = []
+    for path in dict.fromkeys(map(str, workflow.configfiles)):
+        try:
+            load_strict(path)
+        except DuplicateKeyError as e:
+            problems.append(str(e))
+        except Exception:  # unreadable or not YAML: Snakemake has said so already
+            continue
+    if problems:
+        raise WorkflowError("\n".join(problems))
+
+
+def _check_study(config):
+    """What the config alone decides, all at once: reference_point and every point's
+    finetune recipe (nanovlm_lite/study_check.py)."""
+    try:
+        from nanovlm_lite.study_check import config_problems, report
+    except ImportError:
+        return
+    problems = config_problems(config["points"], config["reference_point"],
+                               config["train_overrides"])
+    if problems:
+        raise WorkflowError(report(problems, "config"))
+
+
+_check_duplicate_keys()
 _check_names(config)
 _validate(config)
 _check_settings(config["points"])
 _check_train_overrides(config)
+_check_study(config)
 _check_paths(config)
 _check_prompt(config)
 

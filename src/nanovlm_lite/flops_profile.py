@@ -115,7 +115,7 @@ def _human(row: dict) -> str:
 def flops_command(args) -> int:
     """`nanovlm-lite flops`: one question's FLOPs for a point, or for every point."""
     from .errors import InputError
-    from .study import load_points, point_settings
+    from .study import point_settings
     width, height = _parse_size(args.image_size)
     if args.text is None and args.text_tokens is None:
         raise InputError("give the question as --text TEXT or its token count as --text-tokens N")
@@ -123,14 +123,15 @@ def flops_command(args) -> int:
         raise InputError(f"--text-tokens must be >= 0, got {args.text_tokens}")
     if args.decode_tokens is not None and args.decode_tokens < 0:
         raise InputError(f"--decode-tokens must be >= 0, got {args.decode_tokens}")
-    if args.all_points:
-        if args.config is None or args.point is not None:
-            raise InputError("--all-points needs --config FILE and no --point")
-        points = load_points(args.config, args.set)
-    else:
-        points = {args.point: point_settings(args.config, args.point, args.set)}
+    if args.all_points and (args.config is None or args.point is not None):
+        raise InputError("--all-points needs --config FILE and no --point")
     from .model.widths import config_for_point
     cfg, model_dir = _model_config(args.model)
+    if args.all_points:  # the whole study checked against the model first, every problem named
+        from .study_check import check_study_file
+        points = check_study_file(args.config, cfg, model_dir, args.set, source=args.model)
+    else:
+        points = {args.point: point_settings(args.config, args.point, args.set)}
     tokenizer = _tokenizer(cfg, model_dir, getattr(args, "tokenizer", None),
                            required=args.text is not None)
     for name, settings in points.items():

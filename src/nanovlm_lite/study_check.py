@@ -226,3 +226,33 @@ def check_model_dir(model_dir, raw_points: dict[str, dict], out_json=None) -> di
         Path(out_json).parent.mkdir(parents=True, exist_ok=True)
         Path(out_json).write_text(json.dumps(record, indent=1))
     return record
+
+
+def check_study_file(path, cfg, model_dir=None, sets: list[str] | None = None,
+                     source: str = "the model") -> dict[str, PointSettings]:
+    """A study config checked whole against a model's config, offline (`nanovlm-lite flops
+    --config FILE --all-points`): every point's settings (with `sets` applied), its recipe,
+    the file's reference_point and every point against `cfg`. Returns the points' settings,
+    or raises one StudyCheckError naming every problem (a duplicate key: SettingsError)."""
+    from .study import parse_sets, point_dicts, read_study
+    study = read_study(path)   # duplicate keys refused here
+    raw = point_dicts(path)
+    extra = parse_sets(sets)
+    points, problems = {}, []
+    for name, settings in raw.items():
+        try:
+            points[name] = PointSettings.from_dict({**settings, **extra},
+                                                   where=f"{path}: point {name!r}")
+        except SettingsError as e:
+            problems.append(str(e))
+    problems += reference_problems(raw, study.get("reference_point"))
+    for name in points:
+        problems += recipe_problems(name, {**raw[name], **extra}, raw,
+                                    study.get("reference_point"), study.get("train_overrides"))
+    problems += model_problems(cfg, points, model_dir)
+    if problems:
+        raise StudyCheckError(
+            f"{path}: {len(problems)} problem(s) in this study checked against "
+            f"{describe_model(cfg, source)}; no point was counted:\n"
+            + "\n".join(f"  - {p}" for p in problems))
+    return points
