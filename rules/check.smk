@@ -9,7 +9,8 @@ POINT_CHECK = "results/{study}/checks/points.json"
 rule check_points:
     input:
         model=BASE_MODEL,
-        code=package_sources("study_check.py", "settings.py", "model/", "train/", "data/",
+        code=package_sources("study_check.py", "study.py", "strict_yaml.py", "settings.py",
+                             "model/", "train/", "data/",
                              "reduce/", "evaluate/", "sidecar.py", "lm.py", "engine.py",
                              "plan.py", "flops.py", "provenance.py", "__init__.py", "errors.py",
                              "fieldtypes.py", "hub.py", "machine.py", "parity.py", "files.py",
