@@ -249,6 +249,27 @@ MODEL_IS_LOCAL = bool(
 BASE_MODEL = config["model"] if MODEL_IS_LOCAL else f"resources/models/{hub_slug(config['model'])}"
 
 
+def _check_points_now():
+    """Every point against the model's shapes, when the model is already there (a local
+    checkpoint, or made by an earlier run): all bad points named now, so `snakemake -n`
+    fails too. A model this run makes is checked by the check_points rule (check.smk)."""
+    if not os.path.isfile(os.path.join(os.path.expanduser(BASE_MODEL), "config.json")):
+        return
+    try:
+        from nanovlm_lite.study_check import StudyCheckError, check_model_dir
+    except ImportError:
+        return
+    try:
+        check_model_dir(os.path.expanduser(BASE_MODEL), POINTS)
+    except StudyCheckError as e:
+        raise WorkflowError(str(e)) from None
+    except ValueError:  # an unreadable config.json: the jobs that load it say so
+        return
+
+
+_check_points_now()
+
+
 def point_settings(wildcards):
     """The point's settings as written in the config (a params value: editing them
     reruns that point's jobs, and only those)."""

@@ -257,31 +257,58 @@ def test_the_check_runs_before_every_job_that_uses_a_point(workflow):
                       "evaluate": len(points) * DEMO["shards"], "finetune": n_ft,
                       "merge": len(points), "flops": len(points), "aggregate": 1, "pareto": 1,
                       "all": 1}
-    assert _inputs(out, "check_points")[0].startswith("resources/models/easyvqa-tiny, ")
+    assert _inputs(out, "check_points") == ["resources/models/easyvqa-tiny"]
     for rule in ("evaluate", "flops", "finetune"):
         inputs = _inputs(out, rule)
         assert inputs and all("results/demo/checks/points.json" in i for i in inputs), rule
+    # the real study: the rule after the download, before every job that uses a point or
+    # the GPU
+    out = snakemake(workflow, "-n", "--cores", "1").stdout
+    assert _inputs(out, "check_points") == ["resources/models/lusxvr--nanoVLM"]
+    for rule in ("evaluate", "flops", "finetune", "teacher", "importance", "prune", "parity"):
+        inputs = _inputs(out, rule)
+        assert inputs and all("results/aokvqa/checks/points.json" in i for i in inputs), rule
 
 
-def test_a_point_that_does_not_fit_the_model_stops_the_run_before_any_evaluation(workflow):
+MISFITS = "  big-tile: {tile_size: 100}\n  deep: {vit_blocks: 99}\n"
+
+
+def test_a_model_already_there_checks_every_point_at_start(workflow):
     model = workflow / "models" / "tiny"
     model.mkdir(parents=True)
-    save_config(TINY_CFG, model)   # the model "exists": the check reads config.json only
-    overlay = ("train: false\nmodel: models/tiny\n"
-               "dataset: {build: easyvqa, max_train: 32, max_val: 8}\n"
-               "points:\n  big-tile: {tile_size: 100}\n  deep: {vit_blocks: 99}\n")
-    args = _overlay(workflow, overlay)
-    snakemake(workflow, "-n", "--cores", "1", *args)   # the dry run cannot know: it passes
-    proc = snakemake(workflow, "--cores", "1", *args, check=False)
+    save_config(TINY_CFG, model)   # config.json only: no weights are read
+    overlay = "train: false\nmodel: models/tiny\npoints:\n" + MISFITS
+    proc = snakemake(workflow, "-n", "--cores", "1", *_overlay(workflow, overlay), check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    points = len(DEMO["points"]) + 2
-    assert (f"2 of {points} points cannot run on models/tiny/config.json: 64px tiles, patch 8, "
-            f"pixel shuffle 2, 3 ViT blocks, 3 LM blocks; fix or remove them (nothing else was "
-            f"started):\n"
+    assert (f"2 of {len(DEMO['points']) + 2} points cannot run on models/tiny/config.json: 64px "
+            f"tiles, patch 8, pixel shuffle 2, 3 ViT blocks, 3 LM blocks; fix or remove them "
+            f"(nothing else was started):\n"
             f"  - point 'big-tile': tile_size 100 must be a multiple of patch size x "
             f"pixel-shuffle factor = 16\n"
             f"  - point 'deep': vit_blocks 99 > the model's 3 ViT blocks") in out, out
     assert "Traceback" not in out
-    assert not (workflow / "results" / "demo" / "points").exists()
-    assert not (workflow / "logs" / "demo" / "evaluate").exists()
+
+
+def test_a_model_this_run_trains_is_checked_before_any_evaluation(workflow):
+    study = {"study": "tiny", "model": "resources/models/easyvqa-tiny", "train": True,
+             "train_recipe": "demo-smoke",   # 64 px, patch 16, shuffle 2, 1 ViT + 2 LM blocks
+             "dataset": {"build": "easyvqa", "max_train": 32, "max_val": 8},
+             "upstream": {"enabled": False}, "max_samples": 4, "shards": 1, "device": "cpu",
+             "points": {"full": {}, "big-tile": {"tile_size": 100}, "deep": {"vit_blocks": 99}}}
+    (workflow / "config" / "tiny.yaml").write_text(yaml.safe_dump(study))
+    args = ["--cores", "1", "--configfile", "config/tiny.yaml"]
+    snakemake(workflow, "-n", *args)   # no model yet: the dry run cannot know
+    proc = snakemake(workflow, *args, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert ("2 of 3 points cannot run on resources/models/easyvqa-tiny/config.json: 64px tiles, "
+            "patch 16, pixel shuffle 2, 1 ViT blocks, 2 LM blocks; fix or remove them (nothing "
+            "else was started):\n"
+            "  - point 'big-tile': tile_size 100 must be a multiple of patch size x pixel-shuffle "
+            "factor = 32\n"
+            "  - point 'deep': vit_blocks 99 > the model's 1 ViT blocks") in out, out
+    assert "Traceback" not in out
+    assert (workflow / "resources" / "models" / "easyvqa-tiny" / "config.json").exists()
+    assert not (workflow / "results" / "tiny" / "points").exists()
+    assert not (workflow / "logs" / "tiny" / "evaluate").exists()

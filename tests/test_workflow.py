@@ -147,11 +147,8 @@ def test_caching_is_right_both_ways(workflow):
     cfg = write_config(workflow, "tiny.yaml", changed)
     jobs = planned(workflow, "--configfile", cfg)
     assert {p for _, p in jobs if p} == {"global"}
-    # (the points' check runs again, in a second; its output is an ancient input, so the
-    # other points' jobs do not rerun after it)
     assert Counter(r for r, _ in jobs) == {"evaluate": 2, "merge": 1, "flops": 1,
-                                           "aggregate": 1, "pareto": 1, "all": 1,
-                                           "check_points": 1}
+                                           "aggregate": 1, "pareto": 1, "all": 1}
     snakemake(workflow, "--cores", "2", "--configfile", cfg)
 
     # a new point: only the new one runs

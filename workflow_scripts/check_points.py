@@ -8,11 +8,12 @@ sys.stdout = sys.stderr = log
 
 from nanovlm_lite.study_check import StudyCheckError, check_model_dir
 
+points = snakemake.config["points"]  # read here, not as params: see rules/check.smk
 try:
-    check_model_dir(snakemake.input.model, snakemake.params.points, snakemake.output[0])
+    check_model_dir(snakemake.input.model, points, snakemake.output[0])
 except StudyCheckError as e:
     # the message, not a trace, both in the log and where Snakemake's output goes
     print(e, file=log)
     print(f"\n{e}\n", file=sys.__stderr__, flush=True)
     raise SystemExit(1)
-print(f"{len(snakemake.params.points)} points fit {snakemake.input.model}/config.json")
+print(f"{len(points)} points fit {snakemake.input.model}/config.json")
