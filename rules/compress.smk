@@ -5,6 +5,7 @@
 
 rule teacher:
     input:
+        checked=ancient(POINT_CHECK),  # every point fits the model (check.smk)
         model=BASE_MODEL,
         data=TRAIN_DATA,
         code=package_sources("train/", "model/", "data/", "reduce/", "evaluate/", "settings.py",
@@ -38,6 +39,7 @@ rule teacher:
 
 rule importance:
     input:
+        checked=ancient(POINT_CHECK),  # every point fits the model (check.smk)
         model=BASE_MODEL,
         data=TRAIN_DATA,
         code=package_sources("prune/", "train/", "model/", "data/", "reduce/", "evaluate/",
@@ -71,6 +73,7 @@ rule importance:
 
 rule prune:
     input:
+        checked=ancient(POINT_CHECK),  # every point fits the model (check.smk)
         model=BASE_MODEL,
         importance=lambda w: f"results/{w.study}/importance/{POINT_CALIBRATION[w.point]}.safetensors",
         code=package_sources("prune/", "train/", "model/", "data/", "reduce/", "evaluate/",
