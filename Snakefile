@@ -17,6 +17,7 @@ report: "config/report/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/check.smk"
 include: "rules/upstream.smk"
 include: "rules/data.smk"
 include: "rules/compress_keys.smk"

@@ -147,10 +147,44 @@ def _check_train_overrides(config):
         raise WorkflowError(f"config train_overrides: {e}") from None
 
 
+def _check_duplicate_keys():
+    """Every config file read (the --configfile ones, or config/config.yaml) again, with
+    duplicate keys refused: YAML keeps the last of two and the first vanishes silently."""
+    try:
+        from nanovlm_lite.strict_yaml import DuplicateKeyError, load_strict
+    except ImportError:
+        return
+    problems = []
+    for path in dict.fromkeys(map(str, workflow.configfiles)):
+        try:
+            load_strict(path)
+        except DuplicateKeyError as e:
+            problems.append(str(e))
+        except Exception:  # unreadable or not YAML: Snakemake has said so already
+            continue
+    if problems:
+        raise WorkflowError("\n".join(problems))
+
+
+def _check_study(config):
+    """What the config alone decides, all at once: reference_point and every point's
+    finetune recipe (nanovlm_lite/study_check.py)."""
+    try:
+        from nanovlm_lite.study_check import config_problems, report
+    except ImportError:
+        return
+    problems = config_problems(config["points"], config["reference_point"],
+                               config["train_overrides"])
+    if problems:
+        raise WorkflowError(report(problems, "config"))
+
+
+_check_duplicate_keys()
 _check_names(config)
 _validate(config)
 _check_settings(config["points"])
 _check_train_overrides(config)
+_check_study(config)
 _check_paths(config)
 _check_prompt(config)
 
@@ -221,6 +255,27 @@ MODEL_IS_LOCAL = bool(
     config["train"] or os.path.isdir(config["model"]) or not HUB_ID.match(config["model"])
 )
 BASE_MODEL = config["model"] if MODEL_IS_LOCAL else f"resources/models/{hub_slug(config['model'])}"
+
+
+def _check_points_now():
+    """Every point against the model's shapes, when the model is already there (a local
+    checkpoint, or made by an earlier run): all bad points named now, so `snakemake -n`
+    fails too. A model this run makes is checked by the check_points rule (check.smk)."""
+    if not os.path.isfile(os.path.join(os.path.expanduser(BASE_MODEL), "config.json")):
+        return
+    try:
+        from nanovlm_lite.study_check import StudyCheckError, check_model_dir
+    except ImportError:
+        return
+    try:
+        check_model_dir(os.path.expanduser(BASE_MODEL), POINTS)
+    except StudyCheckError as e:
+        raise WorkflowError(str(e)) from None
+    except ValueError:  # an unreadable config.json: the jobs that load it say so
+        return
+
+
+_check_points_now()
 
 
 def point_settings(wildcards):

@@ -5,6 +5,7 @@
 
 rule teacher:
     input:
+        checked=ancient(POINT_CHECK),  # every point fits the model (check.smk)
         model=BASE_MODEL,
         data=TRAIN_DATA,
         lock=LOCK_FILE,
@@ -40,6 +41,7 @@ rule teacher:
 
 rule importance:
     input:
+        checked=ancient(POINT_CHECK),  # every point fits the model (check.smk)
         model=BASE_MODEL,
         data=TRAIN_DATA,
         lock=LOCK_FILE,
@@ -74,6 +76,7 @@ rule importance:
 
 rule prune:
     input:
+        checked=ancient(POINT_CHECK),  # every point fits the model (check.smk)
         model=BASE_MODEL,
         importance=lambda w: f"results/{w.study}/importance/{POINT_CALIBRATION[w.point]}.safetensors",
         lock=LOCK_FILE,

@@ -36,36 +36,18 @@ def _prunes(point):
 
 def _teachers():
     """({key: teacher params}, {student point: key}) for every point whose recipe distils."""
-    from nanovlm_lite.train.recipes import distill_request, get_recipe
+    from nanovlm_lite.train.recipes import distill_request
     teachers, by_point = {}, {}
     for point, settings in POINTS.items():
         recipe = settings.get("finetune")
         if not recipe:
             continue
-        try:
-            spec = get_recipe(recipe)
-            request = distill_request(recipe, config["train_overrides"])
-        except ValueError as e:
-            raise WorkflowError(f"config: point {point!r}: finetune: {e}") from None
-        if spec.from_scratch and _prunes(point):
-            raise WorkflowError(f"config: point {point!r}: recipe {recipe!r} trains a new model "
-                                f"from scratch, so the pruned checkpoint would be thrown away; "
-                                f"name a fine-tuning recipe, or drop the prune_* settings")
+        # recipe, teacher and reference were checked when the config was read
+        # (rules/common.smk: nanovlm_lite/study_check.py names every mistake at once)
+        request = distill_request(recipe, config["train_overrides"])
         if request is None:
             continue
         teacher = request["teacher"] or config["reference_point"]
-        if teacher is None:
-            raise WorkflowError(
-                f"config: point {point!r}: recipe {recipe!r} distils from the study's "
-                f"reference point, and reference_point is null; the default reference (the "
-                f"most expensive plain point) is known only once FLOPs are counted, so name "
-                f"the teacher: set reference_point")
-        if teacher not in POINTS:
-            raise WorkflowError(f"config: point {point!r}: teacher point {teacher!r} is not a "
-                                f"point of this study")
-        if POINTS[teacher].get("finetune") or _prunes(teacher):
-            raise WorkflowError(f"config: point {point!r}: the teacher point {teacher!r} must be "
-                                f"the base model as it is (no finetune, no prune_*)")
         params = {"settings": _as_evaluated(POINTS[teacher]),
                   "objective": request["objective"], "top_k": request["top_k"]}
         key = f"{teacher}-{request['objective'].replace('+', '_')}-{_digest(params)}"

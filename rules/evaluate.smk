@@ -3,6 +3,7 @@
 
 rule evaluate:
     input:
+        checked=ancient(POINT_CHECK),  # every point fits the model (check.smk)
         model=point_model,
         data=EVAL_DATA,
         parity=PARITY_REPORT if UPSTREAM["enabled"] else [],

@@ -3,6 +3,7 @@
 
 rule flops:
     input:
+        checked=ancient(POINT_CHECK),  # every point fits the model (check.smk)
         model=point_model,
         records="results/{study}/points/{point}/records.jsonl",
         lock=LOCK_FILE,

@@ -33,6 +33,7 @@ if config["train"]:
 
 rule finetune:
     input:
+        checked=ancient(POINT_CHECK),  # every point fits the model (check.smk)
         model=point_start_model,  # the base model, or the point's pruned copy
         data=TRAIN_DATA,
         val=EVAL_DATA,  # validation on the study's evaluated split

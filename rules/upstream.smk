@@ -23,6 +23,7 @@ rule clone_upstream:
 
 rule parity:
     input:
+        checked=ancient(POINT_CHECK),  # the GPU waits for the points' check (check.smk)
         upstream=UPSTREAM_DIR,
         model=BASE_MODEL,
         data=EVAL_DATA,

@@ -70,7 +70,8 @@ def test_teacher_and_importance_are_computed_once_and_shared(workflow):
     (teacher,) = teachers
     assert teacher.startswith("results/tiny/teachers/full-answer-")
     stand_in(workflow, "data/easyvqa/train.parquet", "data/easyvqa/val.parquet",
-             "resources/models/easyvqa-tiny", f"{teacher}/outputs.safetensors",
+             "resources/models/easyvqa-tiny",
+             "results/tiny/checks/points.json", f"{teacher}/outputs.safetensors",
              f"{teacher}/teacher.json", *importance)
     counts, _, _, _ = dry_run(workflow, STUDY)
     assert not {"teacher", "importance", "train_demo_model", "build_demo_dataset"} & set(counts)
@@ -100,7 +101,8 @@ def test_teacher_and_importance_are_computed_once_and_shared(workflow):
 def test_pruned_points_share_their_calibration(workflow):
     _, _, importance, _ = dry_run(workflow, STUDY)
     stand_in(workflow, "data/easyvqa/train.parquet", "data/easyvqa/val.parquet",
-             "resources/models/easyvqa-tiny", *importance)
+             "resources/models/easyvqa-tiny",
+             "results/tiny/checks/points.json", *importance)
     counts, _, _, out = dry_run(workflow, STUDY)
     assert "importance" not in counts and counts["prune"] == 2   # both prune from one file
     # another ratio or recipe is the same calibration: no new importance

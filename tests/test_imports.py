@@ -90,3 +90,19 @@ def test_the_walker_sees_package_imports():
 def test_no_import_cycles():
     cycle = find_cycle(import_graph())
     assert cycle is None, "import circle: " + " -> ".join(cycle)
+
+
+def test_light_jobs_do_not_import_torch():
+    """The merge, aggregate and plot jobs (one merge per point) import only what they use:
+    torch and transformers cost ~4 CPU-s a process, which once put the rehearsal over its
+    budget. A module-level `import torch` reached from these modules fails here."""
+    import subprocess
+    import sys
+    light = ["nanovlm_lite", "nanovlm_lite.evaluate.merge", "nanovlm_lite.report.aggregate",
+             "nanovlm_lite.report.page", "nanovlm_lite.report.pareto", "nanovlm_lite.data.fetch",
+             "nanovlm_lite.upstream", "nanovlm_lite.errors"]
+    code = ("import sys\n" + "".join(f"import {m}\n" for m in light) +
+            "from nanovlm_lite.provenance import code_version\ncode_version()\n"
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", f"a light job's imports load {out.stdout.strip()}"

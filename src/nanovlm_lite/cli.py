@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             from . import commands
             return getattr(commands, args.command)(args) or 0
         if args.command == "flops":
-            from .flops_profile import flops_command
+            from .flops_cli import flops_command
             return flops_command(args) or 0
         if args.command == "bench":
             from .bench import bench_command

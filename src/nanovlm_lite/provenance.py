@@ -7,6 +7,7 @@ import functools
 import hashlib
 import platform
 import subprocess
+from importlib import metadata
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -24,9 +25,9 @@ def code_version() -> dict:
                                 capture_output=True, timeout=5).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         commit = None
-    # versions from the distributions' metadata: merge and the report never import torch
-    from .environment import installed_version
+    # versions from the installed metadata, not by importing torch and transformers: the
+    # merge and report jobs call this and would pay ~4 CPU-s each for two strings
     return {"nanovlm_lite": __version__, "git_commit": commit,
-            "source_sha256": digest.hexdigest()[:16], "torch": installed_version("torch"),
-            "transformers": installed_version("transformers"),
+            "source_sha256": digest.hexdigest()[:16], "torch": metadata.version("torch"),
+            "transformers": metadata.version("transformers"),
             "python": platform.python_version()}

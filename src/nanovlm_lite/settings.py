@@ -195,20 +195,31 @@ class PointSettings:
             bad(str(e))
 
     def check_against(self, cfg, where: str = "point settings") -> None:
-        """Checks that need the model's shapes (a VLMConfig)."""
-        def bad(msg):
-            raise SettingsError(f"{where}: {msg}")
+        """Checks that need the model's shapes (a VLMConfig): a SettingsError naming every
+        problem `problems_against` finds."""
+        problems = self.problems_against(cfg)
+        if problems:
+            raise SettingsError(f"{where}: " + "; ".join(problems))
+
+    def problems_against(self, cfg) -> list[str]:
+        """Every way these settings do not fit the model's shapes (a VLMConfig: tile size
+        against patch and pixel shuffle, depths and block indices against the ViT's and
+        LM's block counts, merging, hourglass and pooling against the grids), one line
+        each; empty when they fit. The jobs (`check_against`) and the study's check of all
+        points at once (study_check.py) both ask this."""
+        out = []
+        bad = out.append
         step = cfg.vit_patch_size * cfg.mp_pixel_shuffle_factor
         tile = self.tile_size or cfg.vit_img_size
         if tile % step:
             bad(f"tile_size {tile} must be a multiple of patch size x pixel-shuffle factor = {step}")
         grid = tile // cfg.vit_patch_size // cfg.mp_pixel_shuffle_factor
-        if self.pool is not None and grid % self.pool_factor:
+        if self.pool is not None and grid and grid % self.pool_factor:
             bad(f"pool_factor {self.pool_factor} must divide the {grid}x{grid} token grid of a "
                 f"{tile}px tile")
         if self.vit_blocks is not None and self.vit_blocks > cfg.vit_n_blocks:
             bad(f"vit_blocks {self.vit_blocks} > the model's {cfg.vit_n_blocks} ViT blocks")
-        vit_blocks = self.vit_blocks or cfg.vit_n_blocks
+        vit_blocks = min(self.vit_blocks or cfg.vit_n_blocks, cfg.vit_n_blocks)
         patch_grid = tile // cfg.vit_patch_size
         if self.vit_merge_ratio > 0 and patch_grid % 2:
             bad(f"vit_merge_ratio needs an even patch grid (destinations are one patch per 2x2 "
@@ -231,6 +242,8 @@ class PointSettings:
         running = [b for b in range(cfg.lm_n_blocks) if b not in self.skip_lm_blocks]
         if not running:
             bad("skip_lm_blocks skips every LM block")
-        if self.fastv_ratio > 0 and self.fastv_layer is not None and self.fastv_layer >= running[-1]:
+        elif (self.fastv_ratio > 0 and self.fastv_layer is not None
+              and self.fastv_layer < cfg.lm_n_blocks and self.fastv_layer >= running[-1]):
             bad(f"fastv_layer {self.fastv_layer} is at or after the last LM block that runs "
                 f"({running[-1]}): dropping tokens there saves nothing")
+        return out

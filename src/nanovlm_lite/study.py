@@ -16,15 +16,19 @@ from typing import Any
 import yaml
 
 from .settings import PointSettings, SettingsError
+from .strict_yaml import DuplicateKeyError, load_strict
 
 
 def read_study(path) -> dict[str, Any]:
-    """The study config as a dict (SettingsError if it is missing or not YAML)."""
+    """The study config as a dict (SettingsError if it is missing, not YAML, or holds a
+    key twice in one mapping)."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_strict(path)
     except FileNotFoundError:
         raise SettingsError(f"{path}: no such study config") from None
+    except DuplicateKeyError as e:   # YAML would keep the last and drop the first silently
+        raise SettingsError(str(e)) from None
     except yaml.YAMLError as e:
         raise SettingsError(f"{path}: not valid YAML ({e})") from None
     if not isinstance(data, dict):

@@ -185,6 +185,11 @@ def check_overrides(overrides: dict | None) -> dict:
     return checked
 
 
+def training_config(recipe: Recipe, overrides: dict | None) -> TrainConfig:
+    """A recipe's training config with the study's train_overrides over it."""
+    return _with_overrides(recipe, overrides)
+
+
 def _with_overrides(recipe: Recipe, overrides: dict | None) -> TrainConfig:
     overrides = check_overrides(overrides)
     return recipe.config.replace(**overrides) if overrides else recipe.config
