@@ -4,23 +4,48 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 SNAKE  := $(VENV)/bin/snakemake
 CORES  ?= all
-TORCH  ?= torch==2.13.0
+# The lock the venv is installed from, hashes required (docs/environment.md): locks/cpu.txt
+# for the demo and the tests, locks/gpu.txt for the real study on a CUDA machine.
+LOCK   ?= locks/cpu.txt
+export NANOVLM_LOCK := $(LOCK)
+# torch's CPU wheel is not on PyPI: the project's machines keep it in /opt/wheels, elsewhere
+# it comes from PyTorch's own wheel page. The GPU lock takes PyPI's (CUDA) build.
+TORCH_WHEELS ?= $(if $(wildcard /opt/wheels/torch-*.whl),/opt/wheels,https://download.pytorch.org/whl/torch/)
+# `make lock` / `make lock-gpu`: uv, pinned, in a venv of its own (never in the locked one)
+UV_VERSION ?= 0.13.9
+LOCK_TOOLS ?= .venv-lock
+UV     := $(LOCK_TOOLS)/bin/uv
+# LOCK_FLAGS: more uv options, e.g. --find-links https://download.pytorch.org/whl/torch/ for
+# another CUDA build named in locks/gpu.in (docs/environment.md)
+LOCK_FLAGS ?=
+UV_COMPILE = $(UV) pip compile pyproject.toml --extra test --generate-hashes \
+	--python-version 3.11 --python-platform x86_64-manylinux_2_28 --quiet $(LOCK_FLAGS)
+ifeq ($(origin TORCH),command line)
+$(error TORCH= is gone: the venv installs from a lock. Pick torch in locks/cpu.in (or locks/gpu.in) and run `make lock` (`make lock-gpu`); on a GPU machine `make LOCK=locks/gpu.txt study`. See docs/environment.md)
+endif
 # pytest-xdist workers: most of the suite's time is Snakemake subprocesses, which overlap well
 # (10.3 min serial, 6.0 min with 2 on 2 cores); each worker holds a torch process (~0.5 GB).
 TEST_WORKERS ?= 2
 
-.PHONY: venv demo test study report lint dry-run clean-demo rehearse
+.PHONY: venv demo test study report lint dry-run clean-demo rehearse lock lock-gpu
 
-# torch first, from the pinned CPU wheel: a bare `torch` requirement would pull a
-# multi-GB CUDA build. The package's own range (torch>=2.4) is then already satisfied.
-$(VENV)/.installed: pyproject.toml
+# Every dependency from the lock, exact versions, sha256 hashes required (pip refuses a file
+# whose hash the lock lacks), then the package itself without dependencies. The venv keeps
+# a copy of its lock: the results' environment block records its sha256 (environment.py).
+# One stamp per lock (another LOCK= reinstalls; the old stamp goes, so switching back does too).
+STAMP  := $(VENV)/.installed-$(notdir $(basename $(LOCK)))
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	rm -f $(VENV)/.installed $(VENV)/.installed-*
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet $(TORCH)
-	$(PY) -m pip install --quiet -e '.[test]'
+	@echo "venv: installing every dependency from $(LOCK) (exact versions, --require-hashes)"
+	$(PY) -m pip install --quiet --require-hashes --no-deps --find-links $(TORCH_WHEELS) -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps -e .
+	cp $(LOCK) $(VENV)/nanovlm-lite-lock.txt
+	$(PY) -m nanovlm_lite.environment check $(LOCK)
 	touch $@
 
-venv: $(VENV)/.installed
+venv: $(STAMP)
 
 test: venv
 	$(PY) -m pytest -q -n $(TEST_WORKERS)
@@ -41,6 +66,22 @@ study: venv
 # GitHub and the hubs, in a temp dir, then checked (tests/rehearse.py); ~10 CPU-minutes.
 rehearse: venv
 	$(PY) tests/rehearse.py --cores 2
+
+# The locks, regenerated from pyproject.toml's ranges (the newest releases within them today)
+# plus locks/cpu.in (torch's CPU build) or locks/gpu.in (PyPI's CUDA torch, torchvision,
+# einops); envs/*.yaml follow (the same versions, no hashes). Commit the result: a changed
+# lock reruns the model rules.
+$(UV):
+	$(PYTHON) -m venv $(LOCK_TOOLS)
+	$(LOCK_TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
+
+lock: $(UV)
+	$(UV_COMPILE) locks/cpu.in --find-links $(TORCH_WHEELS) --custom-compile-command 'make lock' -o locks/cpu.txt
+	$(PYTHON) locks/write_conda_envs.py
+
+lock-gpu: $(UV)
+	$(UV_COMPILE) locks/gpu.in --custom-compile-command 'make lock-gpu' -o locks/gpu.txt
+	$(PYTHON) locks/write_conda_envs.py
 
 report: venv
 	$(SNAKE) --profile profiles/local --configfile config/config.yaml --report results/aokvqa/report.html

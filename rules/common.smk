@@ -233,6 +233,14 @@ def package_sources(*patterns):
     return sorted(os.path.relpath(p) for p in found)
 
 
+# ---- the locked environment: an input of every rule that runs the model ----------------
+# The lock the venv was installed from (`make venv`; `make LOCK=locks/gpu.txt study` exports
+# NANOVLM_LOCK for the GPU lock). A changed lock reruns the model rules, and what follows
+# from them, like a code edit does (docs/environment.md).
+LOCK_FILE = os.path.relpath(
+    os.path.join(workflow.basedir, os.environ.get("NANOVLM_LOCK") or "locks/cpu.txt"))
+
+
 # ---- the model ------------------------------------------------------------------------
 HUB_ID = re.compile(r"^(?P<org>[\w.-]+)/(?P<name>[\w.-]+)$")
 

@@ -8,10 +8,12 @@ rule teacher:
         checked=ancient(POINT_CHECK),  # every point fits the model (check.smk)
         model=BASE_MODEL,
         data=TRAIN_DATA,
+        lock=LOCK_FILE,
         code=package_sources("train/", "model/", "data/", "reduce/", "evaluate/", "settings.py",
                              "lm.py", "engine.py", "sidecar.py", "plan.py", "flops.py",
                              "provenance.py", "__init__.py", "errors.py", "fieldtypes.py",
-                             "hub.py", "machine.py", "parity.py", "files.py", "upstream_env.py"),
+                             "hub.py", "machine.py", "parity.py", "files.py", "upstream_env.py",
+                             "environment.py"),
     output:
         outputs="results/{study}/teachers/{teacher}/outputs.safetensors",
         record="results/{study}/teachers/{teacher}/teacher.json",
@@ -42,11 +44,12 @@ rule importance:
         checked=ancient(POINT_CHECK),  # every point fits the model (check.smk)
         model=BASE_MODEL,
         data=TRAIN_DATA,
+        lock=LOCK_FILE,
         code=package_sources("prune/", "train/", "model/", "data/", "reduce/", "evaluate/",
                              "settings.py", "lm.py", "engine.py", "sidecar.py", "plan.py",
                              "flops.py", "provenance.py", "__init__.py", "errors.py",
                              "fieldtypes.py", "hub.py", "machine.py", "parity.py", "files.py",
-                             "upstream_env.py"),
+                             "upstream_env.py", "environment.py"),
     output:
         "results/{study}/importance/{calibration}.safetensors",
     log:
@@ -76,11 +79,12 @@ rule prune:
         checked=ancient(POINT_CHECK),  # every point fits the model (check.smk)
         model=BASE_MODEL,
         importance=lambda w: f"results/{w.study}/importance/{POINT_CALIBRATION[w.point]}.safetensors",
+        lock=LOCK_FILE,
         code=package_sources("prune/", "train/", "model/", "data/", "reduce/", "evaluate/",
                              "settings.py", "lm.py", "engine.py", "sidecar.py", "plan.py",
                              "flops.py", "provenance.py", "__init__.py", "errors.py",
                              "fieldtypes.py", "hub.py", "machine.py", "parity.py", "files.py",
-                             "upstream_env.py"),
+                             "upstream_env.py", "environment.py"),
     output:
         directory("results/{study}/points/{point}/pruned"),
     log:

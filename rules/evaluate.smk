@@ -7,10 +7,11 @@ rule evaluate:
         model=point_model,
         data=EVAL_DATA,
         parity=PARITY_REPORT if UPSTREAM["enabled"] else [],
+        lock=LOCK_FILE,
         code=package_sources("model/", "evaluate/", "reduce/", "data/", "settings.py", "engine.py",
                              "lm.py", "plan.py", "flops.py", "sidecar.py",
                              "__init__.py", "errors.py", "fieldtypes.py", "hub.py", "machine.py",
-                             "parity.py", "files.py", "upstream_env.py"),
+                             "parity.py", "files.py", "upstream_env.py", "environment.py"),
     output:
         "results/{study}/points/{point}/shards/{shard}.jsonl",
     log:
@@ -40,7 +41,7 @@ rule merge:
         shards=shard_paths,
         data=EVAL_DATA,
         code=package_sources("evaluate/", "data/", "settings.py", "errors.py", "fieldtypes.py",
-                             "provenance.py", "files.py", "hub.py"),
+                             "provenance.py", "files.py", "hub.py", "environment.py"),
     output:
         predictions="results/{study}/points/{point}/predictions.json",
         records="results/{study}/points/{point}/records.jsonl",

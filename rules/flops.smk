@@ -6,12 +6,13 @@ rule flops:
         checked=ancient(POINT_CHECK),  # every point fits the model (check.smk)
         model=point_model,
         records="results/{study}/points/{point}/records.jsonl",
+        lock=LOCK_FILE,
         code=package_sources("flops.py", "flops_measure.py", "flops_profile.py", "plan.py",
                              "model/", "reduce/", "settings.py", "engine.py",
                              "lm.py", "sidecar.py",
                              "__init__.py", "data/", "errors.py", "evaluate/prompts.py",
                              "fieldtypes.py", "hub.py", "parity.py", "study.py", "files.py",
-                             "upstream_env.py"),
+                             "upstream_env.py", "environment.py"),
     output:
         "results/{study}/points/{point}/flops.json",
     log:

@@ -6,11 +6,12 @@ if config["train"]:
         input:
             train=TRAIN_DATA,
             val=EVAL_DATA,
+            lock=LOCK_FILE,
             code=package_sources("train/", "model/", "data/", "reduce/", "settings.py", "lm.py",
                                  "engine.py", "sidecar.py", "evaluate/",
                                  "__init__.py", "errors.py", "fieldtypes.py", "flops.py", "hub.py",
                                  "machine.py", "parity.py", "plan.py", "files.py",
-                                 "provenance.py", "upstream_env.py"),
+                                 "provenance.py", "environment.py", "upstream_env.py"),
         output:
             directory(BASE_MODEL),
         log:
@@ -37,11 +38,12 @@ rule finetune:
         data=TRAIN_DATA,
         val=EVAL_DATA,  # validation on the study's evaluated split
         teacher=point_teacher,  # a distilling recipe's teacher outputs (compress_keys.smk)
+        lock=LOCK_FILE,
         code=package_sources("train/", "model/", "data/", "reduce/", "settings.py", "lm.py",
                                  "engine.py", "sidecar.py", "evaluate/",
                                  "__init__.py", "errors.py", "fieldtypes.py", "flops.py", "hub.py",
                                  "machine.py", "parity.py", "plan.py", "files.py",
-                                 "provenance.py", "upstream_env.py"),
+                                 "provenance.py", "environment.py", "upstream_env.py"),
     output:
         directory("results/{study}/points/{point}/finetuned"),
     log:

@@ -27,6 +27,7 @@ rule parity:
         upstream=UPSTREAM_DIR,
         model=BASE_MODEL,
         data=EVAL_DATA,
+        lock=LOCK_FILE,
         code=package_sources("parity.py", "upstream_runner.py", "model/", "engine.py", "lm.py",
                              "__init__.py", "data/aokvqa.py", "evaluate/prompts.py", "fieldtypes.py",
                              "hub.py", "plan.py", "reduce/", "settings.py", "sidecar.py",

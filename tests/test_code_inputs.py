@@ -80,3 +80,11 @@ def test_the_parser_reads_the_rules():
     assert "model/" in code_patterns(blocks["evaluate"])
     assert "model/vlm.py" in expand(["model/"]) and "plan.py" in expand(["plan*.py"])
     assert "reduce/vit_merge.py" in imported_files(REPO / "workflow_scripts/evaluate.py")
+
+
+def test_exactly_the_model_rules_take_the_lock():
+    """The lock is an input of every rule that runs the model, like its code: a changed
+    environment reruns them (and what follows from them), nothing else (docs/environment.md)."""
+    with_lock = {rule for rule, block in rule_blocks().items()
+                 if re.search(r"^\s*lock=LOCK_FILE,", block, flags=re.M)}
+    assert with_lock == set(MODEL_RULES)

@@ -362,3 +362,17 @@ def test_study_page_shows_the_answer_table_parity_prompts_data_and_code(paired_f
     bare = write_page(csv, svg, tmp_path / "bare.html", 0.5, metrics_paths=metrics,
                       dataset={"build": "easyvqa", "seed": 0}).read_text()
     assert "No parity check in this study" in bare and "easy-vqa" in bare
+
+
+def test_page_shows_the_environment_of_each_point():
+    from nanovlm_lite.report.page import environment_section
+    env = {"python": "3.11.7", "torch": "2.13.0+cpu", "numpy": "2.4.6", "lock_sha256": "ab" * 32,
+           "lock_differs": {}, "device": "cpu", "cpu": "AMD EPYC",
+           "torch_cpu_capability": "AVX512", "torch_threads": 2}
+    one = environment_section([{"point": "full", "environment": env},
+                               {"point": "global", "environment": dict(env)}])
+    assert "full, global" in one and "AVX512" in one and "ab" * 8 in one and "different" not in one
+    two = environment_section([{"point": "full", "environment": env},
+                               {"point": "global", "environment": dict(env, torch_threads=4)}])
+    assert "different environments" in two
+    assert "no environment recorded" in environment_section([{"point": "full"}])

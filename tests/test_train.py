@@ -399,3 +399,21 @@ def test_train_overrides_are_checked_by_the_training_options_types():
         recipes.check_overrides({"steps": True})
     with pytest.raises(ValueError, match="expected a mapping"):
         recipes.check_overrides([("steps", 2)])
+
+
+def test_training_from_scratch_twice_gives_bit_identical_weights(data_dir, tmp_path, monkeypatch):
+    """What reproduces (docs/environment.md): one machine, one lock, the same recipe from
+    scratch (tokenizer, initialisation, data order, optimiser): the same bytes, every time."""
+    import hashlib
+    monkeypatch.setitem(recipes.RECIPES, "demo", recipes.Recipe(
+        "demo", "tiny", recipes.DEMO.replace(steps=6, images_per_batch=4, eval_questions=4,
+                                             eval_every=0, save_every=0),
+        from_scratch=True, architecture=TINY))
+    digests = []
+    for run in ("a", "b"):
+        out = recipes.train_demo_model(data_dir, tmp_path / run, threads=2, progress=False)
+        digests.append({p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                        for p in sorted(out.rglob("*")) if p.is_file() and p.name != "training.json"})
+        record = json.loads((out / "training.json").read_text())
+        assert record["environment"]["torch_threads"] == 2
+    assert "model.safetensors" in digests[0] and digests[0] == digests[1]

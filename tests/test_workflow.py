@@ -3,6 +3,7 @@
 Each test runs Snakemake's CLI on a copy of the workflow (Snakefile, rules, scripts,
 config, src) in a tmp dir, so results, metadata and code edits stay there.
 """
+import json
 import re
 import shutil
 import subprocess
@@ -16,7 +17,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
-COPIED = ["Snakefile", "rules", "workflow_scripts", "config", "profiles", "envs", "src"]
+COPIED = ["Snakefile", "rules", "workflow_scripts", "config", "profiles", "envs", "locks", "src"]
 
 
 @pytest.fixture
@@ -138,6 +139,14 @@ def test_caching_is_right_both_ways(workflow):
     for f in ["summary.csv", "pareto.png", "pareto.svg"]:
         assert (workflow / "results" / "tiny" / f).exists()
     assert (workflow / "logs" / "tiny" / "aggregate.log").exists()
+    # every result says what it ran on: versions, lock, machine, torch's view
+    point = workflow / "results" / "tiny" / "points" / "full"
+    for path in [point / "metrics.json", point / "flops.json",
+                 workflow / "resources" / "models" / "easyvqa-tiny" / "training.json"]:
+        environment = json.loads(path.read_text())["environment"]
+        assert environment["device"] == "cpu" and environment["torch_threads"] >= 1, path
+        assert environment["torch_cpu_capability"] and environment["numpy"], path
+    assert "torch_cpu_capability" in (workflow / "results" / "tiny" / "study.html").read_text()
 
     # nothing changed: nothing to do
     assert planned(workflow, "--configfile", cfg) == []
@@ -161,6 +170,34 @@ def test_caching_is_right_both_ways(workflow):
     pareto = workflow / "src" / "nanovlm_lite" / "report" / "pareto.py"
     pareto.write_text(pareto.read_text() + "\n# an edit\n")
     assert Counter(r for r, _ in planned(workflow, "--configfile", cfg)) == {"pareto": 1, "all": 1}
+
+    # a changed lock (another environment): each rule that runs the model reruns because of
+    # it, everything else only because a job before it reruns, and the dataset stays.
+    # Snakemake names only the first cause, so the model is then marked up to date (--touch)
+    # to see the evaluation's (flops takes the lock the same way: test_code_inputs.py).
+    lock = workflow / "locks" / "cpu.txt"
+    lock.write_text(lock.read_text() + "# another environment\n")
+    after = {"merge": 3, "flops": 3, "aggregate": 1, "pareto": 1, "all": 1}
+    assert lock_reasons(workflow, "--configfile", cfg) == (
+        {"train_demo_model"}, {"train_demo_model": 1, "evaluate": 6, **after})
+    snakemake(workflow, "--cores", "1", "--touch", "--until", "train_demo_model",
+              "--configfile", cfg)
+    assert lock_reasons(workflow, "--configfile", cfg) == ({"evaluate"}, {"evaluate": 6, **after})
+
+
+def lock_reasons(root, *args) -> tuple[set, Counter]:
+    """(rules of the jobs a dry run reruns because the lock changed, all jobs' rules)."""
+    out = snakemake(root, "-n", "--cores", "1", *args).stdout
+    by_lock, jobs = set(), Counter()
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
+        m = re.match(r"(?:local)?rule (\w+):", block.strip())
+        if m:
+            jobs[m.group(1)] += 1
+            reason = re.search(r"reason: (.*)", block).group(1)
+            updated = re.search(r"Updated input files: ([^;]*)", reason)
+            if updated and "locks/cpu.txt" in updated.group(1):
+                by_lock.add(m.group(1))
+    return by_lock, jobs
 
 
 def _demo_with(workflow, **changes):

@@ -135,6 +135,8 @@ def profile_point(model: str, records_path, settings: dict | PointSettings, out_
         max_rel_diff=max((s["rel_diff"] for s in sample), default=None),
         measured_sample=sample, measure_seconds=time.perf_counter() - start,
         questions=questions)
+    from .environment import environment
+    out["environment"] = environment(runtime=True, device="cpu")  # counted on the CPU
     Path(out_json).parent.mkdir(parents=True, exist_ok=True)
     Path(out_json).write_text(json.dumps(out, indent=1))
     return out

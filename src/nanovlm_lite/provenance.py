@@ -1,5 +1,6 @@
 """What produced a result: package version, git commit and a hash of the package source,
-so every results file can say exactly which code made it."""
+so every results file can say exactly which code made it (the software and machine around
+it: environment.py)."""
 from __future__ import annotations
 
 import functools

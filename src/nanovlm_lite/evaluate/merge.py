@@ -7,11 +7,12 @@ import os
 from collections import defaultdict
 from pathlib import Path
 
+from ..environment import environment
 from ..provenance import code_version
 from ..settings import PointSettings
 from .direct_answer import direct_answer_accuracy
 from .prompts import mcq_prompt_name, template_text
-from .records import StaleRecordsError, fingerprint_difference, read_partial
+from .records import StaleRecordsError, fingerprint_difference, read_environment, read_partial
 from .stats import LEVEL, N_BOOTSTRAP, SEED, bootstrap_interval, wilson_interval
 
 
@@ -19,6 +20,17 @@ def _write_json(path: Path, data) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=2))
     os.replace(tmp, path)
+
+
+def point_environment(shard_paths) -> dict:
+    """The evaluate jobs' environment (torch's view included) for metrics.json; every
+    distinct one under `shards_differ` when shards ran in different environments (SLURM
+    nodes of two kinds); this process's own, without torch's view, if no shard has one."""
+    found = [e for e in (read_environment(p) for p in shard_paths) if e is not None]
+    if not found:
+        return environment()
+    distinct = [e for i, e in enumerate(found) if e not in found[:i]]
+    return dict(found[0], shards_differ=distinct) if len(distinct) > 1 else found[0]
 
 
 def official_predictions(records: list[dict]) -> dict:
@@ -147,6 +159,7 @@ def merge_point(shard_paths: list, data_path, settings: dict, out_dir, point: st
                "settings": point_settings.to_dict(), "prompt_template": template,
                "prompt_text": template_text(template), "model": model, "data": str(data_path),
                "max_samples": max_samples, "code": code_version(),
+               "environment": point_environment(shard_paths),
                "fingerprint": first[1] if first else None}
     _write_json(out_dir / "metrics.json", metrics)
     return metrics

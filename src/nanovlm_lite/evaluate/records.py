@@ -50,11 +50,17 @@ def set_aside(path: Path) -> Path:
     return target
 
 
-def write_records(path: Path, records: list[dict], fingerprint: dict | None = None) -> Path:
-    """A records JSONL written atomically, the fingerprint (if any) as its first line."""
+def write_records(path: Path, records: list[dict], fingerprint: dict | None = None,
+                  environment: dict | None = None) -> Path:
+    """A records JSONL written atomically, the fingerprint (if any) as its first line, with
+    the environment that made the records beside it (not part of the fingerprint: another
+    thread count or machine does not make records stale)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    lines = ([json.dumps({"fingerprint": fingerprint})] if fingerprint is not None else [])
+    header = {"fingerprint": fingerprint}
+    if environment is not None:
+        header["environment"] = environment
+    lines = [json.dumps(header)] if fingerprint is not None else []
     tmp.write_text("".join(line + "\n" for line in lines + [json.dumps(r) for r in records]))
     os.replace(tmp, path)
     return path
@@ -76,6 +82,18 @@ def read_partial(path: Path) -> tuple[dict | None, list[dict]]:
         else:
             records.append(item)
     return fingerprint, records
+
+
+def read_environment(path: Path) -> dict | None:
+    """The environment block in a finished shard's header line (write_records puts it
+    there); None for a file without one."""
+    with open(path) as f:
+        first = f.readline()
+    try:
+        header = json.loads(first)
+    except json.JSONDecodeError:
+        return None
+    return header.get("environment") if isinstance(header, dict) else None
 
 
 def read_records(path: Path) -> list[dict]:

@@ -40,7 +40,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]
 RECORD_CODE = ("model/", "evaluate/", "reduce/", "data/", "settings.py",
                "engine.py", "engine/", "lm.py", "plan*.py", "plan/", "flops*.py", "flops/",
                "sidecar.py", "__init__.py", "errors.py", "fieldtypes.py", "hub.py", "machine.py",
-               "parity.py", "files.py", "upstream_env.py")
+               "parity.py", "files.py", "upstream_env.py", "environment.py")
 FINGERPRINT_FORMAT = 1
 
 
@@ -313,6 +313,8 @@ def evaluate_shard(model, data_path, settings: dict, shard: int, n_shards: int, 
     fingerprint = record_fingerprint(engine, point)
     records = evaluate_questions(engine, questions, point, batch_size, partial,
                                  num_workers=num_workers, fingerprint=fingerprint)
-    write_records(out_path, records, fingerprint)  # this shard's questions, in order
+    from ..environment import environment
+    write_records(out_path, records, fingerprint,  # this shard's questions, in order
+                  environment(runtime=True, device=engine.device))
     partial.unlink()
     return out_path

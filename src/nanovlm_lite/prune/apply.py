@@ -89,6 +89,7 @@ def prune_model(model, importance: dict[str, torch.Tensor], settings):
 def prune_checkpoint(model, importance_path, settings: dict, out_dir) -> Path:
     """The pipeline's prune job (module docstring): returns out_dir."""
     from .. import load
+    from ..environment import environment
     from ..evaluate.run import model_identity
     from ..model.checkpoint import save_upstream_checkpoint
     from ..provenance import code_version
@@ -122,7 +123,8 @@ def prune_checkpoint(model, importance_path, settings: dict, out_dir) -> Path:
         "kept_sha256": digest.hexdigest()[:16],
         "importance": {"path": str(importance_path), "samples": meta.get("samples"),
                        "seed": meta.get("seed"), "settings": meta.get("changed_settings")},
-        "seconds": round(time.time() - t0, 1), "code_version": code_version()}
+        "seconds": round(time.time() - t0, 1), "code_version": code_version(),
+        "environment": environment(runtime=True, device=engine.device)}
     (out_dir / PRUNING_RECORD).write_text(json.dumps(record, indent=2) + "\n")
     print(f"pruned {model}: vit_inter_dim {before.vit_inter_dim} -> {after.vit_inter_dim}, "
           f"lm_inter_dim {before.lm_inter_dim} -> {after.lm_inter_dim}, parameters "

@@ -134,6 +134,48 @@ def _parity_section(parity_path, upstream: dict | None) -> str:
             f"{tiles:.2e}.</p>")
 
 
+# The environment block's fields, in the order the page shows them (environment.py)
+ENVIRONMENT_FIELDS = ("python", "torch", "transformers", "tokenizers", "numpy", "pillow",
+                      "safetensors", "lock_sha256", "lock_differs", "device", "gpu", "cpu",
+                      "torch_cpu_capability", "torch_threads")
+
+
+def environment_section(metrics: list[dict]) -> str:
+    """One column per distinct environment the points' evaluations ran in (usually one),
+    one row per field, the points under each; a note when they differ."""
+    envs = []
+    for m in metrics:
+        e = m.get("environment")
+        if e is None:
+            continue
+        key = tuple(json.dumps(e.get(f), sort_keys=True) for f in ENVIRONMENT_FIELDS)
+        for entry in envs:
+            if entry[0] == key:
+                entry[1].append(m["point"])
+                break
+        else:
+            envs.append((key, [m["point"]], e))
+    if not envs:
+        return "<p>(no environment recorded: metrics made before it was)</p>"
+    head = "".join(f'<th class="l">{_e(", ".join(points))}</th>' for _, points, _ in envs)
+
+    def cell(e, field):
+        v = e.get(field)
+        if field == "lock_sha256" and v:
+            v = v[:16]
+        if field == "lock_differs" and v is not None:
+            v = ", ".join(f"{k} {w}" for k, w in v.items()) or "none"
+        return f'<td class="l"><code>{_e(v)}</code></td>'
+    rows = "".join(f'<tr><td class="l">{_e(f)}</td>' + "".join(cell(e, f) for *_, e in envs)
+                   + "</tr>" for f in ENVIRONMENT_FIELDS)
+    note = ("" if len(envs) == 1 else '<p class="bad">The points were evaluated in different '
+            "environments: compare their digits with care (docs/environment.md).</p>")
+    if any(e.get("shards_differ") for *_, e in envs):
+        note += ('<p class="bad">Some point\'s shards ran in different environments (its '
+                 "metrics.json lists them under <code>environment.shards_differ</code>).</p>")
+    return (f'<table><tr><th class="l">points</th>{head}</tr>{rows}</table>{note}')
+
+
 def write_page(summary_csv, svg_path, out_html, threshold: float, metrics_paths=(),
                study: str = "", model: str = "", dataset: dict | None = None,
                data_path=None, parity_path=None, upstream: dict | None = None) -> Path:
@@ -228,6 +270,14 @@ exact prompt of every question is in its records.jsonl).</p>
 <p class="caption">The code that made each point's metrics (from its metrics.json): the
 package version, the git commit of the checkout, a hash of the package's source files
 (it changes with any uncommitted edit), and the library versions.</p>
+
+<h2>Environment</h2>
+{environment_section(metrics)}
+<p class="caption">What the evaluations ran on (each metrics.json's <code>environment</code>):
+the package versions, the sha256 of the lock the environment was installed from (and any
+installed package that differs from it), the device and CPU, torch's CPU kernel capability
+and thread count. On one machine and one lock the numbers reproduce exactly; on another
+machine the digits may move within the seed spread (docs/environment.md).</p>
 </body></html>
 """
     out = Path(out_html)

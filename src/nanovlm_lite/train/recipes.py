@@ -307,11 +307,13 @@ def _finished(out_dir: Path, setup: dict) -> bool:
 
 def save_trained(engine, out_dir, record: dict) -> Path:
     """The checkpoint in upstream's format + sidecar + training.json; drops the resume state."""
+    from ..environment import environment
     from ..model.checkpoint import save_upstream_checkpoint
     from ..sidecar import save_sidecar
     from .state import STATE_NAME
     from .trainable import merge_lora
     out_dir = Path(out_dir)
+    record["environment"] = environment(runtime=True, device=engine.device)
     record["lora_layers_merged"] = merge_lora(engine.model)
     save_upstream_checkpoint(engine.model, out_dir)
     sidecar = save_sidecar(engine.model, out_dir)

@@ -179,6 +179,7 @@ def compute_teacher(model, data_path, settings: dict, objective: str, out_dir,
     from ..data.aokvqa import DatasetError, load_questions
     from ..evaluate.run import data_identity, model_identity
     from ..model.widths import check_pruned
+    from ..environment import environment
     from ..provenance import code_version
     from ..settings import PointSettings
     from .objectives import OBJECTIVES
@@ -212,7 +213,8 @@ def compute_teacher(model, data_path, settings: dict, objective: str, out_dir,
               **counts, "tflops": counts["flops"] / 1e12,
               "tflops_per_question": counts["flops"] / 1e12 / max(1, counts["n_questions"]),
               "seconds": round(seconds, 1), "device": str(engine.device),
-              "code_version": code_version()}
+              "code_version": code_version(),
+              "environment": environment(runtime=True, device=engine.device)}
     (out_dir / RECORD_NAME).write_text(json.dumps(record, indent=2) + "\n")
     print(f"teacher: {counts['n_examples']:,} examples ({counts['n_rows']:,} distilled "
           f"positions) of {counts['n_questions']:,} questions, {record['tflops']:.4g} TFLOPs, "
