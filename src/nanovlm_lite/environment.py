@@ -51,6 +51,12 @@ def lock_path(prefix: str | None = None) -> Path:
     return Path(prefix or sys.prefix) / LOCK_COPY
 
 
+def lock_differences(pins: dict[str, str]) -> dict[str, str | None]:
+    """{name: installed version (None if absent)} of the pinned packages installed otherwise."""
+    found = {name: installed_version(name) for name in pins}
+    return {name: version for name, version in found.items() if version != pins[name]}
+
+
 @functools.lru_cache(maxsize=1)
 def lock_state() -> dict:
     """The lock's sha256 and the installed distributions that differ from it (name:
@@ -60,12 +66,8 @@ def lock_state() -> dict:
     if not path.is_file():
         return {"lock_sha256": None, "lock_differs": None}
     data = path.read_bytes()
-    differs = {}
-    for name, pinned in lock_pins(data.decode()).items():
-        found = installed_version(name)
-        if found != pinned:
-            differs[name] = found
-    return {"lock_sha256": hashlib.sha256(data).hexdigest(), "lock_differs": differs}
+    return {"lock_sha256": hashlib.sha256(data).hexdigest(),
+            "lock_differs": lock_differences(lock_pins(data.decode()))}
 
 
 @functools.lru_cache(maxsize=1)
@@ -112,8 +114,7 @@ def check(lock: str) -> int:
     """`python -m nanovlm_lite.environment check LOCK` (what `make venv` runs last): 0 when
     every package the lock pins is installed at its pinned version, else 1 and the list."""
     pins = lock_pins(Path(lock).read_text())
-    differs = {name: installed_version(name) for name, pinned in pins.items()
-               if installed_version(name) != pinned}
+    differs = lock_differences(pins)
     digest = hashlib.sha256(Path(lock).read_bytes()).hexdigest()
     if differs:
         for name, found in sorted(differs.items()):

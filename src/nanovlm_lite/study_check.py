@@ -181,10 +181,14 @@ def problems_by_point(cfg, points: dict[str, PointSettings], model_dir=None
     return out
 
 
+def _named(bad: dict[str, list[str]]) -> list[str]:
+    """`problems_by_point`'s answer as lines, each named by its point."""
+    return [f"point {name!r}: {p}" for name, found in bad.items() for p in found]
+
+
 def model_problems(cfg, points: dict[str, PointSettings], model_dir=None) -> list[str]:
     """Every point's problems against the model, one line each, named by point."""
-    return [f"point {name!r}: {p}" for name, found in
-            problems_by_point(cfg, points, model_dir).items() for p in found]
+    return _named(problems_by_point(cfg, points, model_dir))
 
 
 def describe_model(cfg, source) -> str:
@@ -199,11 +203,10 @@ def check_points(cfg, points: dict[str, PointSettings], model_dir=None,
     bad = problems_by_point(cfg, points, model_dir)
     if not bad:
         return
-    problems = [f"point {name!r}: {p}" for name, found in bad.items() for p in found]
     raise StudyCheckError(
         f"{len(bad)} of {len(points)} points cannot run on {describe_model(cfg, source)}; fix "
         f"or remove them (nothing else was started):\n"
-        + "\n".join(f"  - {p}" for p in problems))
+        + "\n".join(f"  - {p}" for p in _named(bad)))
 
 
 def check_model_dir(model_dir, raw_points: dict[str, dict], out_json=None) -> dict:
