@@ -25,6 +25,7 @@ include: "rules/compress.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/flops.smk"
+include: "rules/search.smk"
 include: "rules/report.smk"
 
 

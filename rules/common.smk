@@ -179,6 +179,17 @@ def _check_study(config):
         raise WorkflowError(report(problems, "config"))
 
 
+def _check_search(config):
+    """The `search:` section (nanovlm_lite/search/space.py): None when there is none."""
+    if not config.get("search"):
+        return None
+    from nanovlm_lite.search.space import SearchConfigError, parse_search
+    try:
+        return parse_search(config["search"])
+    except SearchConfigError as e:
+        raise WorkflowError(str(e)) from None
+
+
 _check_duplicate_keys()
 _check_names(config)
 _validate(config)
@@ -187,6 +198,7 @@ _check_train_overrides(config)
 _check_study(config)
 _check_paths(config)
 _check_prompt(config)
+SEARCH = _check_search(config)
 
 STUDY = config["study"]
 
@@ -207,9 +219,12 @@ UPSTREAM = config["upstream"]
 DATASET = config["dataset"]
 
 
+FOUND_POINT = r"found\.[A-Za-z0-9._-]+"  # a point the search found (rules/search.smk)
+
+
 wildcard_constraints:
     study=re.escape(STUDY),
-    point="|".join(re.escape(p) for p in POINTS),
+    point="|".join([*(re.escape(p) for p in POINTS), *([FOUND_POINT] if SEARCH else [])]),
     shard=r"\d+",
 
 
@@ -279,14 +294,18 @@ _check_points_now()
 
 
 def point_settings(wildcards):
-    """The point's settings as written in the config (a params value: editing them
-    reruns that point's jobs, and only those)."""
+    """The point's settings as written in the config, or as the search found them (a
+    params value: editing them reruns that point's jobs, and only those)."""
+    if wildcards.point not in POINTS:
+        return dict(sorted(found_points()[wildcards.point].items()))
     return dict(sorted(POINTS[wildcards.point].items()))
 
 
 def point_model(wildcards):
     """The checkpoint a point is evaluated with: its fine-tuned copy, else its pruned copy
     or the base model (`point_start_model`, rules/compress_keys.smk)."""
+    if wildcards.point not in POINTS:  # found by the search: runs on the base model
+        return BASE_MODEL
     if POINTS[wildcards.point].get("finetune"):
         return f"results/{wildcards.study}/points/{wildcards.point}/finetuned"
     return point_start_model(wildcards)
@@ -309,6 +328,13 @@ else:
     EVAL_DATA = f"{DATA_DIR}/{DATASET['split']}.parquet"
     TRAIN_DATA = f"{DATA_DIR}/{DATASET['train_split']}.parquet"
 
+# A study with a search holds questions out of the training split for it (search/split.py):
+# every training rule reads the rest (`fit`), the search reads the held-out part.
+TRAIN_SOURCE = TRAIN_DATA
+if SEARCH:
+    TRAIN_DATA = f"{DATA_DIR}/search-{SEARCH.seed}-{SEARCH.holdout_questions}/fit.parquet"
+    SEARCH_DATA = f"{DATA_DIR}/search-{SEARCH.seed}-{SEARCH.holdout_questions}/search.parquet"
+
 
 def dataset_source(split):
     """(repo or local parquet, expected rows) for a split of the configured dataset."""
@@ -322,13 +348,29 @@ UPSTREAM_DIR = "resources/upstream/nanoVLM"
 
 
 def all_points(filename):
-    """Input function: `filename` of every point of the study (e.g. "metrics.json")."""
+    """Input function: `filename` of every hand-listed point (e.g. "metrics.json")."""
 
     def paths(wildcards):
         return expand(
             "results/{study}/points/{point}/{filename}",
             study=wildcards.study,
             point=POINTS,
+            filename=filename,
+        )
+
+    return paths
+
+
+def found_points_files(filename):
+    """Input function: `filename` of every point the search found, known once its
+    checkpoint has run (a separate input from all_points, so the hand-listed points'
+    jobs need not wait for the search)."""
+
+    def paths(wildcards):
+        return expand(
+            "results/{study}/points/{point}/{filename}",
+            study=wildcards.study,
+            point=found_points(),
             filename=filename,
         )
 

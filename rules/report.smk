@@ -1,3 +1,8 @@
+SEARCH_FOUND = f"results/{STUDY}/search/found.yaml" if SEARCH else []
+SEARCH_TRIALS = ([f"results/{STUDY}/search/trials.csv", f"results/{STUDY}/search/trials.png"]
+                 if SEARCH else [])
+
+
 # One table for the study, its Pareto plot and the one-page study report (all shown by
 # `snakemake --report`).
 
@@ -7,8 +12,12 @@ rule aggregate:
         metrics=all_points("metrics.json"),
         flops=all_points("flops.json"),
         records=all_points("records.jsonl"),  # per-question answers: the paired comparisons
+        found_metrics=found_points_files("metrics.json"),  # the points the search found
+        found_flops=found_points_files("flops.json"),
+        found_records=found_points_files("records.jsonl"),
+        found=SEARCH_FOUND,  # the points the search found, marked so in the table
         code=package_sources("report/aggregate.py", "report/front.py", "report/format.py",
-                             "evaluate/stats.py", "settings.py"),
+                             "evaluate/stats.py", "settings.py", "search/space.py"),
     output:
         report(
             "results/{study}/summary.csv",
@@ -36,9 +45,12 @@ rule pareto:
     input:
         summary="results/{study}/summary.csv",
         metrics=all_points("metrics.json"),
+        found_metrics=found_points_files("metrics.json"),
         data=EVAL_DATA,
         parity=PARITY_REPORT if UPSTREAM["enabled"] else [],
-        code=package_sources("report/pareto.py", "report/page.py", "report/front.py",
+        found=SEARCH_FOUND,
+        trials=SEARCH_TRIALS,
+        code=package_sources("report/pareto.py", "report/page.py", "report/search_plot.py", "report/front.py",
                              "report/format.py"),
     output:
         png=report(

@@ -376,3 +376,137 @@ def test_page_shows_the_environment_of_each_point():
                                {"point": "global", "environment": dict(env, torch_threads=4)}])
     assert "different environments" in two
     assert "no environment recorded" in environment_section([{"point": "full"}])
+
+
+# ---- the budgeted search: found points and the search's section ----------------------
+
+def test_aggregate_marks_only_the_found_points(point_files, tmp_path, capsys):
+    metrics, flops = point_files
+    out = tmp_path / "summary.csv"
+    df = aggregate(metrics, flops, out, found=["global-256"])
+    read = pd.read_csv(out).set_index("point")
+    assert read["found"].to_dict() == {"global-256": True, "default": False, "gen": False}
+    assert list(df.columns).index("found") < list(df.columns).index("tflops_per_question")
+    # without `found` every point is a hand-listed one; a name not among the points is said
+    aggregate(metrics, flops, tmp_path / "s.csv")
+    assert not pd.read_csv(tmp_path / "s.csv")["found"].any()
+    aggregate(metrics, flops, tmp_path / "s2.csv", found=["found.nope"])
+    assert "found.nope" in capsys.readouterr().out
+
+
+FOUND = "found.global_only-true.tile_size-32"
+RUNGS = [20, 60]
+
+
+def _decision(correct, n, threshold, last):
+    low, high = wilson_interval(correct, n)
+    if high < threshold:
+        return "dropped"
+    return "promoted" if not last else "cleared" if low >= threshold else "short of bar"
+
+
+@pytest.fixture
+def search_files(tmp_path):
+    """A hand-made search at a 60% bar: rungs of 20 and 60 questions; two candidates
+    dropped at rung 0, one short of the bar, one left when the budget ran out, one cleared."""
+    threshold = 0.6
+    trials = [  # name, GFLOPs, correct at each rung reached, final decision
+        ("cand.a", 1.0, [5], None), ("cand.c", 1.5, [13, 38], None),
+        (FOUND, 2.0, [14, 45], None), ("cand.e", 2.5, [12], "out of budget"),
+        ("cand.d", 3.0, [6], None)]
+    rows = []
+    for number, (name, gflops, correct, final) in enumerate(trials):
+        for rung, k in enumerate(correct):
+            n = RUNGS[rung]
+            low, high = wilson_interval(k, n)
+            decision = _decision(k, n, threshold, last=rung == len(RUNGS) - 1)
+            rows.append({"trial": number, "name": name, "gflops_estimate": gflops, "rung": rung,
+                         "n_questions": n, "correct": k, "accuracy": k / n,
+                         "accuracy_low": low, "accuracy_high": high,
+                         "gflops": gflops * 1.01, "rung_decision": decision,
+                         "decision": None, "pareto": False, "found": name == FOUND,
+                         "settings": json.dumps({"tile_size": 32})})
+        for r in rows:
+            if r["trial"] == number:
+                r["decision"] = final or rows[-1]["rung_decision"]
+    csv = tmp_path / "search" / "trials.csv"
+    csv.parent.mkdir()
+    pd.DataFrame(rows).to_csv(csv, index=False)
+    spent = int(pd.read_csv(csv).groupby("trial")["n_questions"].max().sum())
+    found_yaml = tmp_path / "search" / "found.yaml"
+    import yaml
+    found_yaml.write_text("# header\n" + yaml.safe_dump({
+        "threshold": threshold, "budget": 250, "question_evaluations": spent,
+        "search_questions": 60, "rungs": RUNGS, "candidates": 6, "invalid_candidates": 1,
+        "evaluated": 5, "not_evaluated": 1,
+        "points": {FOUND: {"global_only": True, "tile_size": 32}},
+        "found_gflops_on_search_split": 2.02, "pareto": [FOUND]}, sort_keys=False))
+    return found_yaml, csv
+
+
+def test_search_plot_and_section_say_what_the_search_spent_and_found(search_files, tmp_path):
+    from nanovlm_lite.report.search_plot import plot_trials, search_section
+    found_yaml, csv = search_files
+    trials = pd.read_csv(csv)
+    # the fixture is what it says: the found trial cleared, the rest did not
+    last = trials.sort_values("rung").groupby("trial").tail(1).set_index("name")
+    assert last.loc[FOUND, "decision"] == "cleared"
+    assert last.loc["cand.c", "decision"] == "short of bar"
+    drops = trials[trials["rung_decision"] == "dropped"]["rung"]
+    dropped = int((drops == 0).sum())
+    assert dropped == 2 and not (drops == 1).any()
+
+    png = tmp_path / "plots" / "trials.png"
+    plot_trials(csv, png, 0.6)
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+    html = search_section(found_yaml, csv, png)
+    assert FOUND in html and "2.02 GFLOPs per question on the search split" in html
+    assert "180 question-evaluations of its budget of 250" in html
+    assert f"dropped {dropped} at rung 0 (20 questions), 0 at rung 1 (60 questions)" in html
+    assert "held-out search split, not on the" in html and 'marked "found"' in html
+    import base64
+    assert base64.b64encode(data).decode() in html  # the plot drawn above, embedded
+    # the table: each trial once, at its last rung, with its interval and final decision
+    assert html.count("<tr") == 1 + 5
+    assert "cand.e</td>" in html and "out of budget" in html
+    k, n = 45, 60
+    assert f"{100 * k / n:.1f}%</td><td>[{100 * wilson_interval(k, n)[0]:.1f}" in html
+
+
+def test_search_section_says_when_nothing_cleared_the_bar(search_files, tmp_path):
+    import yaml
+
+    from nanovlm_lite.report.search_plot import search_section
+    found_yaml, csv = search_files
+    content = yaml.safe_load(found_yaml.read_text())
+    found_yaml.write_text(yaml.safe_dump({**content, "points": {},
+                                          "found_gflops_on_search_split": None}))
+    trials = pd.read_csv(csv).assign(found=False)
+    trials.to_csv(csv, index=False)
+    html = search_section(found_yaml, csv)  # no png path: drawn in memory
+    assert "Nothing cleared the bar" in html and "data:image/png;base64," in html
+    assert "(found)" not in html
+
+
+def test_study_page_includes_the_search_only_when_given(paired_files, search_files, tmp_path):
+    from nanovlm_lite.report.page import write_page
+    metrics, flops, records = paired_files
+    found_yaml, trials_csv = search_files
+    csv = tmp_path / "summary.csv"
+    aggregate(metrics, flops, csv, records_paths=records, threshold=0.5, found=["cheap"])
+    svg = tmp_path / "p.svg"
+    plot_pareto(csv, tmp_path / "p.png", svg, threshold=0.5)
+    assert "found by the search" in svg.read_text()  # the star's legend entry
+    png = tmp_path / "trials.png"
+    page = write_page(csv, svg, tmp_path / "with.html", 0.5, metrics_paths=metrics,
+                      found_yaml=found_yaml, trials_csv=trials_csv, trials_png=png).read_text()
+    assert "<h2>Search</h2>" in page and FOUND in page and png.stat().st_size > 0
+    assert page.index("<h2>Points</h2>") < page.index("<h2>Search</h2>") \
+        < page.index("<h2>Parity with upstream nanoVLM</h2>")
+    assert '<tr class="bar found"><td class="l">cheap (found)</td>' in page
+    assert "full (found)" not in page
+    bare = write_page(csv, svg, tmp_path / "bare.html", 0.5, metrics_paths=metrics).read_text()
+    assert "<h2>Search</h2>" not in bare and "search split" not in bare
+    assert "cheap (found)" in bare  # the summary still says which point was found

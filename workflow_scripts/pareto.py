@@ -13,7 +13,10 @@ chosen = plot_pareto(snakemake.input.summary, snakemake.output.png, snakemake.ou
                      threshold=threshold, title=snakemake.params.title)
 print(format_bar(chosen, threshold))
 write_page(snakemake.input.summary, snakemake.output.svg, snakemake.output.page, threshold,
-           metrics_paths=list(snakemake.input.metrics), study=snakemake.params.study,
+           metrics_paths=[*snakemake.input.metrics, *snakemake.input.found_metrics], study=snakemake.params.study,
            model=snakemake.params.model, dataset=dict(snakemake.params.dataset),
            data_path=snakemake.input.data, parity_path=snakemake.input.parity or None,
-           upstream=dict(snakemake.params.upstream))
+           upstream=dict(snakemake.params.upstream),
+           found_yaml=snakemake.input.found or None,
+           trials_csv=snakemake.input.trials[0] if snakemake.input.trials else None,
+           trials_png=snakemake.input.trials[1] if snakemake.input.trials else None)

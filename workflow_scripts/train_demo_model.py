@@ -10,6 +10,6 @@ import torch
 from nanovlm_lite.train.recipes import train_demo_model
 
 torch.set_num_threads(snakemake.threads)
-train_demo_model(Path(snakemake.input.train).parent, snakemake.output[0],
+train_demo_model(Path(snakemake.input.train), snakemake.output[0],
                  threads=snakemake.threads, recipe=snakemake.params.recipe,
                  overrides=snakemake.params.overrides, val_data=snakemake.input.val)

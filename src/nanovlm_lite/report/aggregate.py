@@ -22,7 +22,7 @@ PAIRED_COLUMNS = ("accuracy_diff", "accuracy_diff_low", "accuracy_diff_high", "m
                   "reference")
 
 FIRST = ("point", "accuracy", "accuracy_low", "accuracy_high", "n_questions", "n_correct",
-         *PAIRED_COLUMNS, "cheapest_over_bar", *FLOPS_COLUMNS)
+         *PAIRED_COLUMNS, "cheapest_over_bar", "found", *FLOPS_COLUMNS)
 
 
 def _load(path) -> dict:
@@ -109,17 +109,20 @@ def paired_columns(df: pd.DataFrame, records: dict, reference: str | None, say=p
 
 
 def aggregate(metrics_paths, flops_paths, out_csv, records_paths=None,
-              reference: str | None = None, threshold: float | None = None) -> pd.DataFrame:
+              reference: str | None = None, threshold: float | None = None,
+              found=()) -> pd.DataFrame:
     """Join each point's metrics.json and flops.json (paired by position) into out_csv.
 
     Columns: point, accuracy and its 95% interval, n_questions, n_correct; with
     `records_paths` (each point's records.jsonl) the paired comparison with the reference
     point (`reference`, or the most expensive plain point); with `threshold` which point is
-    the cheapest over the bar (by estimate, by lower bound); the FLOPs columns, the other
-    scalar metrics (direct-answer accuracy with its interval, ...), accuracy per question
-    type with its interval, the prompt template and code version, `settings` (the changed
-    settings as JSON) and one column per changed setting across the study. Rows are sorted
-    by TFLOPs per question.
+    the cheapest over the bar (by estimate, by lower bound); `found`, True for the points
+    named in `found` (those the study's search found, so the table and the plot can tell
+    them from hand-listed ones); the FLOPs columns, the other scalar metrics
+    (direct-answer accuracy with its interval, ...), accuracy per question type with its
+    interval, the prompt template and code version, `settings` (the changed settings as
+    JSON) and one column per changed setting across the study. Rows are sorted by TFLOPs
+    per question.
     """
     metrics_paths, flops_paths = list(metrics_paths), list(flops_paths)
     if len(metrics_paths) != len(flops_paths):
@@ -163,6 +166,12 @@ def aggregate(metrics_paths, flops_paths, out_csv, records_paths=None,
             df = paired_columns(df, records, choose_reference(df, reference))
         if threshold is not None:
             df["cheapest_over_bar"] = bar_marks(df, threshold)
+        found = {found} if isinstance(found, str) else {str(p) for p in found}
+        names = df["point"].astype(str)
+        if found - set(names):
+            print(f"warning: found by the search but not among the points: "
+                  f"{', '.join(sorted(found - set(names)))}")
+        df["found"] = names.isin(found)
         # the headline numbers first, settings columns last
         first = [c for c in FIRST if c in df.columns]
         rest = [c for c in df.columns if c not in first and c not in setting_columns]

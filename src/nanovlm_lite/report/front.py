@@ -38,6 +38,15 @@ def is_blank_images(df: pd.DataFrame) -> pd.Series:
     return df["blank_images"].eq(True)  # read_csv gives True where set, NaN elsewhere
 
 
+def found_points(df: pd.DataFrame) -> list[str]:
+    """Names of the rows marked found (by the study's search) in summary.csv's `found`
+    column; none when the column is absent (a study without a search)."""
+    if "found" not in df.columns:
+        return []
+    marked = df["found"].astype(str).str.lower().eq("true")  # True, or "True" read as text
+    return list(df.loc[marked, "point"].astype(str))
+
+
 def split_baselines(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(configurations, no-vision baselines): points scored on blank images are a reference
     for what the image buys, not a setting to deploy, so they join neither the front nor

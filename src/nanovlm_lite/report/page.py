@@ -14,7 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from nanovlm_lite.report import format as fmt
-from nanovlm_lite.report.front import bar_points, format_bar, is_blank_images
+from nanovlm_lite.report.front import bar_points, format_bar, found_points, is_blank_images
+from nanovlm_lite.report.search_plot import search_section
 
 CSS = """
 body { font-family: system-ui, sans-serif; font-size: 14px; margin: 1.5em; color: #222; }
@@ -23,6 +24,7 @@ th, td { border-bottom: 1px solid #ddd; padding: 3px 7px; text-align: right; whi
 th { background: #f3f3f3; } td.l, th.l { text-align: left; }
 tr.ref td { font-weight: bold; } tr.blind td { color: #777; font-style: italic; }
 tr.bar td:first-child { color: #c0392b; font-weight: bold; }
+tr.found td:first-child { color: #8a6d00; font-weight: bold; }
 .caption { color: #555; max-width: 60em; margin: 0.2em 0 1.2em; }
 pre { background: #f6f6f6; padding: 0.5em; white-space: pre-wrap; max-width: 60em; }
 .ok { color: #1e7b34; font-weight: bold; } .bad { color: #c0392b; font-weight: bold; }
@@ -72,12 +74,14 @@ def points_table(df: pd.DataFrame, threshold: float) -> str:
         head += ["direct answer", "95% interval"]
     head += ["over the bar"]
     blind = is_blank_images(df)
+    found = set(found_points(df))
     rows = []
     for i, r in df.iterrows():
         def flops(col):
             v = r.get(col)
             return "-" if fmt.missing(v) else f"{v / scale:.4g}"
-        cells = [f'<td class="l">{_e(r["point"])}</td>',
+        is_found = str(r["point"]) in found
+        cells = [f'<td class="l">{_e(r["point"])}{" (found)" if is_found else ""}</td>',
                  f'<td class="l"><code>{_e(r.get("settings", ""))}</code></td>',
                  *(f"<td>{flops(c)}</td>" for c in ("tflops_per_question", "vision_tflops",
                                                     "projector_tflops", "lm_tflops",
@@ -100,7 +104,7 @@ def points_table(df: pd.DataFrame, threshold: float) -> str:
                          if name == str(r["point"]))
         cells.append(f'<td class="l">{_e(mark or ("blank-image baseline" if blind[i] else ""))}</td>')
         cls = ("ref" if str(r["point"]) == ref else "") + (" blind" if blind[i] else "") + \
-            (" bar" if mark else "")
+            (" bar" if mark else "") + (" found" if is_found else "")
         rows.append(f'<tr class="{cls.strip()}">' + "".join(cells) + "</tr>")
     th = "".join(f'<th class="{"l" if h in ("point", "settings", "over the bar") else ""}">'
                  f"{_e(h)}</th>" for h in head)
@@ -178,8 +182,20 @@ def environment_section(metrics: list[dict]) -> str:
 
 def write_page(summary_csv, svg_path, out_html, threshold: float, metrics_paths=(),
                study: str = "", model: str = "", dataset: dict | None = None,
-               data_path=None, parity_path=None, upstream: dict | None = None) -> Path:
+               data_path=None, parity_path=None, upstream: dict | None = None,
+               found_yaml=None, trials_csv=None, trials_png=None) -> Path:
+    """The study page at out_html. With the search's found.yaml and trials.csv (and where
+    to draw or find its trials plot, `trials_png`) it adds the search's section after the
+    points table; the points table marks found points either way."""
     df = pd.read_csv(summary_csv)
+    search = ""
+    if found_yaml and trials_csv:
+        search = search_section(found_yaml, trials_csv, trials_png)
+    star = found_note = ""
+    if found_points(df):
+        star = " Gold star: a point the study's search found."
+        found_note = (' "(found)" after a name: a point the study\'s search found, evaluated '
+                      "here like the others" + (" (the search is below)." if search else "."))
     metrics = [json.loads(Path(p).read_text()) for p in metrics_paths]
     chosen = bar_points(df, threshold, say=lambda _: None)
     n = sorted({m.get("n_questions") for m in metrics} - {None})
@@ -236,7 +252,7 @@ the Pareto front (no point both cheaper and more accurate). Dashed red: the bar.
 the cheapest point whose accuracy clears the bar; square: the cheapest whose interval's
 lower end does. Diamond: the reference the paired comparisons use. A dotted line with a
 grey band is a blank-image baseline and its interval: what the model gets without seeing
-the image.</p>
+the image.{star}</p>
 
 <h2>Points</h2>
 {points_table(df, threshold)}
@@ -251,7 +267,8 @@ resamples of the questions, seed 0) and the exact McNemar p-value (two-sided bin
 on the questions exactly one of the two got right; a small p says the two differ, a large
 one does not say they are equal). Per question type: accuracy [95% Wilson interval].
 Direct answer: mean of min(1, matches/3) over questions with usable direct answers, 95%
-bootstrap interval. Bold row: the reference; grey italic: blank-image baselines.</p>
+bootstrap interval. Bold row: the reference; grey italic: blank-image baselines.{found_note}</p>
+{search}
 
 <h2>Parity with upstream nanoVLM</h2>
 {_parity_section(parity_path, upstream)}

@@ -1,5 +1,6 @@
 """The accuracy vs FLOPs-per-question plot: every point with its 95% interval, the Pareto
-front, the bar, the two cheapest points over it, and labels that never overlap.
+front, the bar, the two cheapest points over it, the points a search found (a star), and
+labels that never overlap.
 
 Labels are placed by a small deterministic search rather than numbered: a number beside
 a crowded spot needs placing just as much as a name does, and a name reads at a glance.
@@ -18,7 +19,8 @@ import pandas as pd
 
 from nanovlm_lite.report import format as fmt
 from nanovlm_lite.report.front import (LOW, X, Y, BarPoints, bar_points, candidates,  # noqa: F401
-                                       cheapest_passing, pareto_front, split_baselines)
+                                       cheapest_passing, found_points, pareto_front,
+                                       split_baselines)
 
 HIGH = "accuracy_high"
 RADII = (3, 8, 14, 22, 32, 44, 58, 74, 92, 112, 135, 160)  # points from the marker
@@ -190,6 +192,11 @@ def draw_pareto(df: pd.DataFrame, threshold: float = 0.65, title: str | None = N
         ax.scatter([ref[X] / scale], [ref[Y]], s=90, marker="D", facecolors="none",
                    edgecolors="tab:green", lw=1.3, zorder=5,
                    label=f"reference for the paired tests ({reference})")
+    found = found_points(configs)
+    if found:
+        r = rows.loc[found]
+        ax.scatter(r[X] / scale, r[Y], s=170, marker="*", color="gold", edgecolors="0.2",
+                   lw=0.8, zorder=5, label="found by the search")
     if chosen.estimate:
         r = rows.loc[chosen.estimate]
         ax.scatter([r[X] / scale], [r[Y]], s=150, facecolors="none", edgecolors="tab:red",
@@ -235,8 +242,8 @@ def draw_pareto(df: pd.DataFrame, threshold: float = 0.65, title: str | None = N
         cx, cy = to_px((r[X] / scale, r[Y]))
         name = str(r["point"])
         # half the widest marker drawn there (scatter sizes are areas in points^2), + 1 px
-        size = 260 if name == chosen.lower_bound else 150 if name == chosen.estimate else \
-            90 if name == reference else 30
+        size = 260 if name == chosen.lower_bound else 170 if name in found else \
+            150 if name == chosen.estimate else 90 if name == reference else 30
         # (a diamond's corners reach 0.71 of its size from the centre)
         half = math.sqrt(size) * (0.72 if name == reference else 0.5) * px_per_pt + 1
         obstacles.append(Bbox.from_extents(cx - half, cy - half, cx + half, cy + half))

@@ -94,9 +94,3 @@ def write_result(plan_path, trials_csv, found_yaml) -> dict:
               "# evaluates it like a hand-listed point. trials.csv has every trial and rung.\n")
     Path(found_yaml).write_text(header + yaml.safe_dump(content, sort_keys=False))
     return content
-
-
-def read_found(found_yaml) -> dict:
-    """{point name: settings} of a search's found.yaml ({} when it found nothing)."""
-    with open(found_yaml) as f:
-        return dict((yaml.safe_load(f) or {}).get("points") or {})

@@ -190,3 +190,11 @@ def settings_key(settings: dict) -> str:
     """A candidate's cache key: a hash of its settings (all of them, defaults included)."""
     full = PointSettings.from_dict(settings).to_dict()
     return hashlib.sha256(json.dumps(full, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def read_found(found_yaml) -> dict:
+    """{point name: settings} of a search's found.yaml ({} when it found nothing). Here,
+    not in result.py, so the aggregate job reads it without Optuna."""
+    import yaml
+    with open(found_yaml) as f:
+        return dict((yaml.safe_load(f) or {}).get("points") or {})
