@@ -3,11 +3,6 @@
 # workers sharing an Optuna journal, then name what was found. The found point is then
 # evaluated on the study's split like any hand-listed point (all_points, common.smk).
 
-SEARCH_CODE = ("search/", "model/", "evaluate/", "reduce/", "data/", "settings.py", "engine.py",
-               "lm.py", "plan.py", "flops.py", "sidecar.py", "__init__.py", "errors.py",
-               "fieldtypes.py", "hub.py", "machine.py", "parity.py", "files.py",
-               "upstream_env.py", "environment.py")
-
 
 def found_points(wildcards=None):
     """{name: settings} the search found ({} without a search); known once the search
@@ -48,7 +43,11 @@ if SEARCH:
             model=BASE_MODEL,
             data=SEARCH_DATA,
             lock=LOCK_FILE,
-            code=package_sources(*SEARCH_CODE),
+            code=package_sources("search/", "model/", "evaluate/", "reduce/", "data/", "settings.py",
+                                 "engine.py", "lm.py", "plan.py", "flops.py", "sidecar.py",
+                                 "__init__.py", "errors.py", "fieldtypes.py", "hub.py",
+                                 "machine.py", "parity.py", "files.py", "upstream_env.py",
+                                 "environment.py"),
         output:
             plan="results/{study}/search/plan.json",
         log:
@@ -76,7 +75,11 @@ if SEARCH:
             model=BASE_MODEL,
             data=SEARCH_DATA,
             lock=LOCK_FILE,
-            code=package_sources(*SEARCH_CODE),
+            code=package_sources("search/", "model/", "evaluate/", "reduce/", "data/", "settings.py",
+                                 "engine.py", "lm.py", "plan.py", "flops.py", "sidecar.py",
+                                 "__init__.py", "errors.py", "fieldtypes.py", "hub.py",
+                                 "machine.py", "parity.py", "files.py", "upstream_env.py",
+                                 "environment.py"),
         output:
             "results/{study}/search/workers/{worker}.json",
         log:

@@ -13,7 +13,7 @@ from test_imports import PACKAGE, _modules, import_graph
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL_RULES = ("evaluate", "flops", "finetune", "train_demo_model", "parity", "teacher",
-               "importance", "prune")
+               "importance", "prune", "search_plan", "search_worker")
 
 
 def rule_blocks() -> dict[str, str]:

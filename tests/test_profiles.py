@@ -7,7 +7,8 @@ import yaml
 
 from test_workflow import REPO, snakemake, workflow  # noqa: F401  (the fixture)
 
-GPU_RULES = {"evaluate", "finetune", "parity", "train_demo_model", "teacher", "importance"}
+GPU_RULES = {"evaluate", "finetune", "parity", "train_demo_model", "teacher", "importance",
+             "search_worker"}
 LOCAL_RULES = {"clone_upstream", "download_model", "fetch_dataset", "check_points"}
 
 
