@@ -35,7 +35,8 @@ sys.path.insert(0, str(REPO / "tests"))
 from standins import dataset, model, upstream  # noqa: E402
 
 CHAIN = {"clone_upstream", "download_model", "fetch_dataset", "parity", "evaluate", "merge",
-         "flops", "finetune", "teacher", "importance", "prune", "aggregate", "pareto"}
+         "flops", "finetune", "teacher", "importance", "prune", "aggregate", "pareto",
+         "search_split", "search_plan", "search_worker", "search"}
 BUDGET_CPU_SECONDS = 2 * 600  # 10 minutes on 2 cores
 # Most of the rehearsal's CPU is job start-up: each job that runs the model starts Python and
 # imports torch and transformers' SigLIP and Llama before any work. What that costs differs
@@ -48,6 +49,10 @@ STARTUP = ("import torch, transformers.models.siglip.modeling_siglip, "
 REFERENCE_STARTUP_CPU_SECONDS = 4.0
 TRAIN_OVERRIDES = {"steps": 2, "images_per_batch": 2, "accumulate": 1, "eval_questions": 4,
                    "eval_every": 0, "save_every": 0}
+
+
+# the real search section with a tiny budget: 4 held-out questions, rungs of 2 and all
+SEARCH_OVERRIDES = {"holdout_questions": 4, "rungs": [2, "all"], "budget": 24}
 
 
 def children_cpu() -> float:
@@ -70,14 +75,15 @@ def build_standins(root: Path) -> dict:
     cache = root / "hub"
     url, commit = upstream.make_repo(root / "nanoVLM")
     model.add_model(cache)
-    rows = dataset.add_dataset(cache, n_validation=6, n_train=6)
+    rows = dataset.add_dataset(cache, n_validation=6, n_train=10)
     return {"upstream": {"url": url, "commit": commit},
             "dataset": {"expected_rows": rows["validation"], "train_expected_rows": rows["train"]},
             "max_samples": 3, "shards": 1, "device": "cpu",
             "parity": {"n_samples": 2, "device": "cpu"},
             "flops": {"measure_samples": 1},
             "threads": {"evaluate": 1, "flops": 1, "parity": 1, "train": 1, "finetune": 1},
-            "train_overrides": TRAIN_OVERRIDES}
+            "train_overrides": TRAIN_OVERRIDES,
+            "search": SEARCH_OVERRIDES}
 
 
 def snakemake(work: Path, overlay: Path, cores: int, *extra: str) -> str:
@@ -95,7 +101,7 @@ def snakemake(work: Path, overlay: Path, cores: int, *extra: str) -> str:
 
 
 def jobs_run(output: str) -> Counter:
-    return Counter(re.findall(r"^(?:local)?rule (\w+):$", output, flags=re.M))
+    return Counter(re.findall(r"^(?:local)?(?:rule|checkpoint) (\w+):$", output, flags=re.M))
 
 
 def check(work: Path, real: dict, overlay: dict, ran: Counter) -> list[str]:
@@ -103,14 +109,22 @@ def check(work: Path, real: dict, overlay: dict, ran: Counter) -> list[str]:
     study, split = real["study"], real["dataset"]["split"]
     points = set(real["points"])
     results = work / "results" / study
+    import pandas as pd
     missing = CHAIN - set(ran)
     assert not missing, f"rules of the real chain that did not run: {sorted(missing)}"
     assert ran["fetch_dataset"] == 2, f"fetch_dataset ran {ran['fetch_dataset']} times, not 2"
+    found = yaml.safe_load((results / "search" / "found.yaml").read_text())
+    assert found["question_evaluations"] <= overlay["search"]["budget"], found
+    assert found["evaluated"] >= 1 and found["candidates"] > 0, found
+    trials = pd.read_csv(results / "search" / "trials.csv")
+    assert set(trials["n_questions"]) <= {2, found["search_questions"]}, trials
+    assert ran["search_worker"] == real["search"]["workers"], ran
+    points = {*points, *found["points"]}  # the found point is evaluated like the others
     assert ran["evaluate"] == len(points) * overlay["shards"], ran
-    import pandas as pd
     summary = pd.read_csv(results / "summary.csv")
     assert set(summary["point"]) == points and len(summary) == len(points), \
-        f"summary.csv points differ from config.yaml's: {set(summary['point']) ^ points}"
+        f"summary.csv points differ from config.yaml's and the search's: {set(summary['point']) ^ points}"
+    assert set(summary.loc[summary["found"], "point"]) == set(found["points"])
     for name in ("pareto.png", "pareto.svg", "study.html"):
         assert (results / name).stat().st_size > 0, name
     parity = json.loads((results / "parity" / "report.json").read_text())
@@ -151,7 +165,11 @@ def check(work: Path, real: dict, overlay: dict, ran: Counter) -> list[str]:
                 if p.stat().st_mode & 0o044 != 0o044]
     assert not readable, f"not readable by group and others: {readable}"
     return [f"every rule of the chain ran: {dict(sorted(ran.items()))}",
-            f"summary.csv: a row for each of config.yaml's {len(points)} points",
+            f"summary.csv: a row for each of config.yaml's points and the search's found ones "
+            f"({len(points)} in all)",
+            f"search: {found['candidates']} candidates, {found['evaluated']} raced by "
+            f"{real['search']['workers']} workers, {found['question_evaluations']} of "
+            f"{overlay['search']['budget']} question-evaluations, found {list(found['points'])}",
             f"parity ok on {len(parity['cases'])} samples",
             f"{len(tuned)} fine-tunes validated on {split}.parquet, train_overrides recorded",
             f"{len(distilled)} distilled from one teacher, its cost in their training.json",

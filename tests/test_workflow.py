@@ -12,8 +12,11 @@ import textwrap
 from collections import Counter
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
+
+from nanovlm_lite.data.aokvqa import load_questions
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
@@ -240,3 +243,41 @@ def test_config_errors_are_one_paragraph(workflow, changes, message):
     assert message in out, out
     assert "$schema" not in out and "Traceback" not in out
     assert len(out.splitlines()) < 10, out  # a paragraph, not the schema dump
+
+
+def test_the_search_finds_a_point_and_the_study_evaluates_it(workflow):
+    """A tiny study with a search run by two workers: the found point is evaluated like a
+    hand-listed one and marked found; the search selects on questions held out of the
+    training split (no recipe trains on them, the evaluation never sees them); a rerun has
+    nothing to do, and a changed budget reruns the search alone."""
+    search = {"base": {"scoring": "cloze"}, "space": {"tile_size": [32, 64], "vit_blocks": [1, None]},
+              "rungs": [10, "all"], "holdout_questions": 30, "budget": 200, "workers": 2}
+    config = dict(TINY, dataset={**TINY["dataset"], "max_train": 120}, threshold=0.3,
+                  search=search, shards=1)
+    cfg = write_config(workflow, "tiny.yaml", config)
+    snakemake(workflow, "--cores", "2", "--configfile", cfg)
+    results = workflow / "results" / "tiny"
+    found = yaml.safe_load((results / "search" / "found.yaml").read_text())
+    assert found["question_evaluations"] <= 200 and found["evaluated"] >= 1
+    summary = pd.read_csv(results / "summary.csv")
+    assert set(summary["point"]) == {"full", "global", *found["points"]}
+    assert set(summary.loc[summary["found"], "point"]) == set(found["points"])
+    assert "held-out search split" in (results / "study.html").read_text()
+    # the search's questions: none trained on, none evaluated, whole images apart
+    data = workflow / "data" / "easyvqa"
+    held, fit, val = (load_questions(p) for p in [data / "search-0-30" / "search.parquet",
+                                                 data / "search-0-30" / "fit.parquet",
+                                                 data / "val.parquet"])
+    assert len(held) >= 30 and len(held) + len(fit) == 120
+    for other in (fit, val):
+        assert not {q.question_id for q in held} & {q.question_id for q in other}
+        assert not {q.image_bytes for q in held} & {q.image_bytes for q in other}
+    training = json.loads((workflow / "resources" / "models" / "easyvqa-tiny" /
+                           "training.json").read_text())
+    assert training["train_questions"] == len(fit)
+    assert planned(workflow, "--configfile", cfg) == []
+    # a bigger budget: the search again (its trials cached), nothing else but the report
+    cfg = write_config(workflow, "tiny.yaml", dict(config, search={**search, "budget": 300}))
+    rules = Counter(r for r, _ in planned(workflow, "--configfile", cfg))
+    assert rules["search_plan"] == 1 and rules["search_worker"] == 2
+    assert not {"train_demo_model", "evaluate", "search_split"} & set(rules)

@@ -2,8 +2,9 @@
 
 Run inside `.ci/slurm/cluster.sh run` (a one-node cluster). A 3-point study
 (.ci/slurm/smoke.yaml) in a scratch directory, then checks that
-  1. every non-local job went through sbatch: sacct lists each with its rule name,
-  2. summary.csv and the Pareto plot are written,
+  1. every non-local job went through sbatch: sacct lists each with its rule name (the
+     search's two workers as two jobs),
+  2. summary.csv and the Pareto plot are written, the search's found point among them,
   3. a rerun has nothing to do,
   4. a job scancel'ed mid-run is retried by the profile (retries: 1) and the study finishes
      with the same summary.
@@ -65,17 +66,10 @@ def sacct():
     return jobs
 
 
-def planned_rules(text):
-    """rule -> jobs from snakemake's "Job stats" table."""
-    counts, inside = {}, False
-    for line in text.splitlines():
-        if line.startswith("Job stats:"):
-            inside, counts = True, {}
-        elif inside and line.split()[:1] == ["total"]:
-            inside = False
-        elif inside and len(line.split()) == 2 and line.split()[1].isdigit():
-            counts[line.split()[0]] = int(line.split()[1])
-    return counts
+def started_rules(text):
+    """rule -> jobs snakemake started (its "rule X:" / "checkpoint X:" lines; the jobs a
+    checkpoint adds are not in the first "Job stats" table)."""
+    return collections.Counter(re.findall(r"^(?:rule|checkpoint) (\w+):$", text, flags=re.M))
 
 
 def main():
@@ -88,7 +82,9 @@ def main():
     say("study through --profile profiles/slurm")
     text = finish(snakemake(log="run1.log"), "run1.log")
     local = LOCAL_RULES | set(re.findall(r"^localrule (\w+):", text, flags=re.M))
-    expected = {r: n for r, n in planned_rules(text).items() if r not in local}
+    expected = {r: n for r, n in started_rules(text).items() if r not in local}
+    if expected.get("search_worker") != 2:
+        fail(f"expected two search_worker jobs, snakemake started {expected}")
     ran = collections.Counter(rule for jobid, rule, state in sacct()
                               if state == "COMPLETED" and jobid not in earlier)
     if ran != expected:
@@ -98,6 +94,11 @@ def main():
         if not (STUDY / name).stat().st_size:
             fail(f"{STUDY / name} is empty")
     summary = (STUDY / "summary.csv").read_text()
+    found = (STUDY / "search" / "found.yaml").read_text()
+    names = re.findall(r"^  (found\.\S+):$", found, flags=re.M)
+    if not all(f"\n{name}," in summary for name in names):
+        fail(f"the search's found points {names} are not in summary.csv")
+    say(f"search: two workers, found {names or 'nothing'}")
     if "workflow specific profile" in text:
         fail("profiles/local (or a profiles/default) was applied on top of profiles/slurm")
 
