@@ -297,8 +297,14 @@ def point_settings(wildcards):
     """The point's settings as written in the config, or as the search found them (a
     params value: editing them reruns that point's jobs, and only those)."""
     if wildcards.point not in POINTS:
-        return dict(sorted(found_points()[wildcards.point].items()))
+        return dict(sorted(found_point_settings(wildcards.point).items()))
     return dict(sorted(POINTS[wildcards.point].items()))
+
+
+def point_found_file(wildcards):
+    """Input function: the search's found.yaml for a point it found (its settings come from
+    there), nothing for a hand-listed point."""
+    return [] if wildcards.point in POINTS else SEARCH_FOUND
 
 
 def point_model(wildcards):

@@ -5,6 +5,7 @@ rule evaluate:
     input:
         checked=ancient(POINT_CHECK),  # every point fits the model (check.smk)
         model=point_model,
+        found=point_found_file,  # a point the search found: its settings (search.smk)
         data=EVAL_DATA,
         parity=PARITY_REPORT if UPSTREAM["enabled"] else [],
         lock=LOCK_FILE,
@@ -40,6 +41,7 @@ rule merge:
     input:
         shards=shard_paths,
         data=EVAL_DATA,
+        found=point_found_file,
         code=package_sources("evaluate/", "data/", "settings.py", "errors.py", "fieldtypes.py",
                              "provenance.py", "files.py", "hub.py", "environment.py"),
     output:

@@ -5,6 +5,7 @@ rule flops:
     input:
         checked=ancient(POINT_CHECK),  # every point fits the model (check.smk)
         model=point_model,
+        found=point_found_file,  # a point the search found: its settings (search.smk)
         records="results/{study}/points/{point}/records.jsonl",
         lock=LOCK_FILE,
         code=package_sources("flops.py", "flops_measure.py", "flops_profile.py", "plan.py",

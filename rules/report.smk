@@ -1,4 +1,3 @@
-SEARCH_FOUND = f"results/{STUDY}/search/found.yaml" if SEARCH else []
 SEARCH_TRIALS = ([f"results/{STUDY}/search/trials.csv", f"results/{STUDY}/search/trials.png"]
                  if SEARCH else [])
 

@@ -235,6 +235,10 @@ def _demo_with(workflow, **changes):
                                           "expected an integer, got 2.5"),
     ({"train": False, "model": "resources/models/missing"},
      "config model: 'resources/models/missing' is a local path and there is no such directory"),
+    ({"search": {"space": {"tile_size": [32]}, "rungs": [450, 150]}},
+     "config search/rungs: must grow, each larger than the last"),
+    ({"search": {"space": {"finetune": ["demo-finetune"]}}},
+     "config search/space/finetune: not searchable"),
 ])
 def test_config_errors_are_one_paragraph(workflow, changes, message):
     proc = snakemake(workflow, "-n", "--configfile", _demo_with(workflow, **changes), check=False)
