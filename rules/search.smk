@@ -4,26 +4,6 @@
 # evaluated on the study's split like any hand-listed point (all_points, common.smk).
 
 
-SEARCH_FOUND = f"results/{STUDY}/search/found.yaml" if SEARCH else []
-
-
-def found_point_settings(point):
-    """A found point's settings, read from found.yaml itself: its jobs take the file as an
-    input (point_found_file), and a job on a cluster node reads it there (asking the
-    checkpoint from a job's params is refused remotely)."""
-    from nanovlm_lite.search.space import read_found
-    return read_found(SEARCH_FOUND)[point]
-
-
-def found_points(wildcards=None):
-    """{name: settings} the search found ({} without a search); known once the search
-    checkpoint has run, which asking for it here makes Snakemake wait for."""
-    if not SEARCH:
-        return {}
-    from nanovlm_lite.search.space import read_found
-    return read_found(checkpoints.search.get(study=STUDY).output.found)
-
-
 if SEARCH:
 
     rule search_split:

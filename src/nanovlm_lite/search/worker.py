@@ -62,19 +62,25 @@ def point_for(settings: dict, prompt_template: str | None) -> PointSettings:
 def estimate_gflops(engine, point: PointSettings, questions: list) -> float:
     """Mean analytic GFLOPs of `questions` at `point`, from their prompts alone (no model
     run): what orders the candidates."""
+    from ..data.aokvqa import DatasetError
     from ..evaluate.prompts import mcq_prompt_name, render
     from ..flops import DEFAULT_CHOICE_TOKENS, price
     from ..plan import plan_for_prompt
     template = mcq_prompt_name(point)
-    total = 0
+    total, counted = 0, 0
     for q in questions:
         choices = q.choices if point.scoring != "cloze" else None
-        prompt = engine.prepare(q.image(), render(template, q.question, choices), point)
+        try:
+            image = q.image()
+        except DatasetError:  # an unreadable image: its record will say so; not priced
+            continue
+        prompt = engine.prepare(image, render(template, q.question, choices), point)
         decode = point.max_new_tokens if point.scoring == "generate" else 0
         choice_tokens = DEFAULT_CHOICE_TOKENS if point.scoring == "cloze" else ()
         total += price(engine.cfg, plan_for_prompt(engine.cfg, point, prompt, decode,
                                                    choice_tokens))["total"]
-    return total / len(questions) / 1e9
+        counted += 1
+    return total / max(counted, 1) / 1e9
 
 
 def plan_search(engine, questions: list, config: SearchConfig, threshold: float,
