@@ -256,9 +256,10 @@ def test_the_check_runs_before_every_job_that_uses_a_point(workflow):
     assert counts == {"build_demo_dataset": 1, "train_demo_model": 1, "check_points": 1,
                       "evaluate": len(points) * DEMO["shards"], "finetune": n_ft,
                       "merge": len(points), "flops": len(points), "aggregate": 1, "pareto": 1,
-                      "all": 1}
+                      "all": 1, "search_split": 1, "search_plan": 1,
+                      "search_worker": DEMO["search"]["workers"]}
     assert _inputs(out, "check_points") == ["resources/models/easyvqa-tiny"]
-    for rule in ("evaluate", "flops", "finetune"):
+    for rule in ("evaluate", "flops", "finetune", "search_plan"):
         inputs = _inputs(out, rule)
         assert inputs and all("results/demo/checks/points.json" in i for i in inputs), rule
     # the real study: the rule after the download, before every job that uses a point or
