@@ -325,8 +325,8 @@ def _dataset_slug(repo):
     return hub_slug(repo)
 
 
-if DATASET.get("build") == "easyvqa":
-    DATA_DIR = "data/easyvqa"
+if DATASET.get("build"):
+    DATA_DIR = f"data/{DATASET['build']}"
     EVAL_DATA = f"{DATA_DIR}/val.parquet"
     TRAIN_DATA = f"{DATA_DIR}/train.parquet"
 else:

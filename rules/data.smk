@@ -23,21 +23,24 @@ if not MODEL_IS_LOCAL:
             "../workflow_scripts/download_model.py"
 
 
-if DATASET["build"] == "easyvqa":
+if DATASET["build"]:
 
     rule build_demo_dataset:
         input:
             code=package_sources("data/"),
         output:
-            train="data/easyvqa/train.parquet",
-            val="data/easyvqa/val.parquet",
+            train=f"{DATA_DIR}/train.parquet",
+            val=f"{DATA_DIR}/val.parquet",
         log:
             f"logs/{STUDY}/build_demo_dataset.log",
         benchmark:
             f"results/{STUDY}/benchmarks/build_demo_dataset.tsv"
         params:
+            build=DATASET["build"],
             max_train=DATASET["max_train"],
             max_val=DATASET["max_val"],
+            train_images=DATASET["train_images"],
+            val_images=DATASET["val_images"],
             seed=DATASET["seed"],
         threads: 1
         resources:

@@ -287,3 +287,18 @@ def test_the_search_finds_a_point_and_the_study_evaluates_it(workflow):
     rules = Counter(r for r, _ in planned(workflow, "--configfile", cfg))
     assert rules["search_plan"] == 1 and rules["search_worker"] == 2
     assert not {"train_demo_model", "evaluate", "search_split"} & set(rules)
+
+
+def test_demo_on_generated_scenes_builds_them_through_the_rule(workflow):
+    """`dataset: {build: scenes}` plans the same jobs under data/scenes/, and the rule
+    writes the generator's bytes for the configured sizes and seed."""
+    from nanovlm_lite.data.scenes import build_scenes_dataset
+    dataset = {"build": "scenes", "train_images": 12, "val_images": 4, "seed": 5}
+    path = _demo_with(workflow, dataset=dataset)
+    jobs = Counter(rule for rule, _ in planned(workflow, "--configfile", path))
+    assert jobs["build_demo_dataset"] == 1 and jobs["train_demo_model"] == 1
+    snakemake(workflow, "--configfile", path, "--cores", "1", "data/scenes/val.parquet")
+    expected = build_scenes_dataset(workflow / "expected", train_images=12, val_images=4, seed=5)
+    for split in ("train", "val"):
+        assert (workflow / "data" / "scenes" / f"{split}.parquet").read_bytes() == \
+            expected[split].read_bytes()

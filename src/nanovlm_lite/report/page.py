@@ -203,6 +203,9 @@ def write_page(summary_csv, svg_path, out_html, threshold: float, metrics_paths=
     if dataset.get("build") == "easyvqa":
         source = ("the demo dataset, built offline from the <code>easy-vqa</code> package "
                   f"(PyPI, version pinned in pyproject.toml) with seed {_e(dataset.get('seed'))}")
+    elif dataset.get("build") == "scenes":
+        source = ("the demo dataset of generated scenes (<code>nanovlm_lite/data/scenes.py</code>, "
+                  f"seed {_e(dataset.get('seed'))})")
     else:
         source = (f"dataset <code>{_e(dataset.get('repo'))}</code>, split <code>{_e(dataset.get('split'))}"
                   f"</code>, revision <code>{_e(dataset.get('revision') or 'main (not pinned)')}</code>")
