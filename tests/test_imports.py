@@ -93,14 +93,20 @@ def test_no_import_cycles():
 
 
 def test_light_jobs_do_not_import_torch():
-    """The merge, aggregate and plot jobs (one merge per point) import only what they use:
-    torch and transformers cost ~4 CPU-s a process, which once put the rehearsal over its
-    budget. A module-level `import torch` reached from these modules fails here."""
+    """The merge, aggregate and plot jobs (one merge per point) and reading the workflow
+    (every `snakemake` start and every cluster job parses rules/common.smk, which checks
+    the config with these modules) import only what they use: torch and transformers cost
+    ~4 CPU-s a process, which once put the rehearsal over its budget. A module-level
+    `import torch` reached from these modules fails here."""
     import subprocess
     import sys
     light = ["nanovlm_lite", "nanovlm_lite.evaluate.merge", "nanovlm_lite.report.aggregate",
              "nanovlm_lite.report.page", "nanovlm_lite.report.pareto", "nanovlm_lite.data.fetch",
-             "nanovlm_lite.upstream", "nanovlm_lite.errors"]
+             "nanovlm_lite.upstream", "nanovlm_lite.errors",
+             # what rules/common.smk imports to check a config
+             "nanovlm_lite.settings", "nanovlm_lite.train.recipes", "nanovlm_lite.study_check",
+             "nanovlm_lite.search.space", "nanovlm_lite.evaluate.prompts", "nanovlm_lite.hub",
+             "nanovlm_lite.strict_yaml"]
     code = ("import sys\n" + "".join(f"import {m}\n" for m in light) +
             "from nanovlm_lite.provenance import code_version\ncode_version()\n"
             "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")

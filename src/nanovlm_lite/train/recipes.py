@@ -24,10 +24,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from ..errors import UserError
-from .trainer import TrainConfig, train, write_training_record
+from .config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -312,6 +310,7 @@ def save_trained(engine, out_dir, record: dict) -> Path:
     from ..sidecar import save_sidecar
     from .state import STATE_NAME
     from .trainable import merge_lora
+    from .trainer import write_training_record
     out_dir = Path(out_dir)
     record["environment"] = environment(runtime=True, device=engine.device)
     record["lora_layers_merged"] = merge_lora(engine.model)
@@ -336,7 +335,10 @@ def train_demo_model(data_dir, out_dir, threads: int = 1, recipe: str = "demo",
     from ..model.load import build_model
     from ..model.prompt import build_tokenizer
     from ..settings import PointSettings
+    import torch
+
     from .demo import TOKENIZER_DIR, build_demo_tokenizer, demo_config
+    from .trainer import train
     spec = get_recipe(recipe)
     if not spec.from_scratch:
         raise ValueError(f"recipe {recipe!r} fine-tunes a checkpoint; use finetune()")
@@ -408,8 +410,11 @@ def finetune(model, data_path, recipe: str, settings: dict | None, out_dir, thre
     point's model is then that recipe's, not `model` fine-tuned."""
     from .. import load
     from ..data.aokvqa import load_questions
+    import torch
+
     from ..model.widths import check_pruned
     from ..settings import PointSettings
+    from .trainer import train
     spec = get_recipe(recipe)
     if spec.from_scratch:
         return train_demo_model(data_path, out_dir, threads, recipe,
