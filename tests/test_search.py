@@ -76,7 +76,7 @@ def test_search_config_errors_name_the_key(section, message):
     with pytest.raises(SearchConfigError) as e:
         parse_search(section)
     assert message in str(e.value)
-    assert str(e.value).startswith("config search/")
+    assert str(e.value).startswith(("config search/", "config search: "))
 
 
 def test_ranges_and_candidates():

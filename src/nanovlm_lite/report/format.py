@@ -1,6 +1,7 @@
 """How numbers are written in the summary, the plot and the report page."""
 from __future__ import annotations
 
+import html
 import math
 
 UNITS = (("PFLOPs", 1e3), ("TFLOPs", 1.0), ("GFLOPs", 1e-3), ("MFLOPs", 1e-6), ("kFLOPs", 1e-9))
@@ -46,3 +47,13 @@ def p_value(p) -> str:
     if missing(p):
         return "-"
     return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def escape(v) -> str:
+    """A value as HTML text (None as empty)."""
+    return html.escape("" if v is None else str(v))
+
+
+def is_true(column):
+    """A pandas column of flags read back from CSV: True, or "True" read as text."""
+    return column.astype(str).str.lower().eq("true")

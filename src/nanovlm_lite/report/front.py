@@ -6,6 +6,8 @@ from typing import NamedTuple
 
 import pandas as pd
 
+from nanovlm_lite.report import format as fmt
+
 X, Y = "tflops_per_question", "accuracy"
 LOW = "accuracy_low"
 
@@ -43,7 +45,7 @@ def found_points(df: pd.DataFrame) -> list[str]:
     column; none when the column is absent (a study without a search)."""
     if "found" not in df.columns:
         return []
-    marked = df["found"].astype(str).str.lower().eq("true")  # True, or "True" read as text
+    marked = fmt.is_true(df["found"])
     return list(df.loc[marked, "point"].astype(str))
 
 

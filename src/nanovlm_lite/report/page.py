@@ -31,8 +31,7 @@ pre { background: #f6f6f6; padding: 0.5em; white-space: pre-wrap; max-width: 60e
 """
 
 
-def _e(v) -> str:
-    return html.escape("" if v is None else str(v))
+_e = fmt.escape
 
 
 def _sha256(path) -> str | None:

@@ -9,7 +9,6 @@ search split; the found point's evaluation-split numbers are in the study's main
 from __future__ import annotations
 
 import base64
-import html
 import io
 from pathlib import Path
 
@@ -24,17 +23,12 @@ DECISION_COLOURS = {"dropped": "tab:red", "promoted": "tab:blue", "cleared": "ta
 OTHER_COLOUR = "0.5"  # a rung decision the search may add later still gets drawn
 
 
-def _true(column: pd.Series) -> pd.Series:
-    """A boolean CSV column as booleans (read_csv gives bools, or text when cells are missing)."""
-    return column.astype(str).str.lower().eq("true")
-
-
 def read_trials(trials_csv) -> pd.DataFrame:
     """trials.csv with `found` and `pareto` as booleans and `x`, the GFLOPs per question the
     plot uses: the rung's measured count, or the plan's estimate where none was recorded."""
     df = pd.read_csv(trials_csv)
     for col in ("found", "pareto"):
-        df[col] = _true(df[col]) if col in df.columns else False
+        df[col] = fmt.is_true(df[col]) if col in df.columns else False
     df["x"] = df["gflops"].where(df["gflops"] > 0, df["gflops_estimate"])
     return df
 
@@ -164,8 +158,7 @@ def plot_trials(trials_csv, out_png, threshold: float) -> None:
     plt.close(fig)
 
 
-def _e(v) -> str:
-    return html.escape("" if v is None else str(v))
+_e = fmt.escape
 
 
 def _count(n) -> str:

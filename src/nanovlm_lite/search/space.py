@@ -56,7 +56,9 @@ class SearchConfig:
 
 
 def _bad(msg: str):
-    raise SearchConfigError(f"config search/{msg}")
+    """A SearchConfigError naming the key: `msg` starts with the path under search/
+    ("rungs: ...") or with ": ..." for the section itself."""
+    raise SearchConfigError(f"config search{msg}" if msg.startswith(":") else f"config search/{msg}")
 
 
 def _range_values(key: str, spec: dict) -> list:
