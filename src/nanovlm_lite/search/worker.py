@@ -212,18 +212,20 @@ class Worker:
         return {"worked": worked, "stopped": reason, "seconds": round(time.time() - start, 1),
                 "question_evaluations": reserved(self.study.get_trials(deepcopy=False))}
 
-    def _records(self, point, n: int, partial: Path) -> list[dict]:
-        from ..evaluate.run import evaluate_questions, record_fingerprint
+    def _records(self, point, n: int, partial: Path, fingerprint: dict) -> list[dict]:
+        from ..evaluate.run import evaluate_questions
         return evaluate_questions(self.engine, self.questions[:n], point, self.batch_size,
-                                  partial, progress=self.progress,
-                                  fingerprint=record_fingerprint(self.engine, point))
+                                  partial, progress=self.progress, fingerprint=fingerprint)
 
     def _work(self, trial, lock: _Lock) -> None:
         """Race one candidate through the rungs (its lock held), then release the lock."""
+        from ..evaluate.run import record_fingerprint
         try:
             attrs = trial.study._storage.get_trial(trial._trial_id).user_attrs
             point = point_for(json.loads(attrs["settings"]), self.prompt_template)
             partial = self.trials_dir / f"{attrs['key']}.jsonl.partial"
+            # hashes the model's weights: once a candidate, not once a rung
+            fingerprint = record_fingerprint(self.engine, point)
             last = len(self.rungs) - 1
             for i, n in enumerate(self.rungs):
                 begun = int(attrs.get("questions", 0))
@@ -235,7 +237,7 @@ class Worker:
                         return
                     trial.set_user_attr("questions", n)
                     attrs = {**attrs, "questions": n}
-                records = self._records(point, n, partial)
+                records = self._records(point, n, partial, fingerprint)
                 correct = sum(bool(r.get("correct")) for r in records)
                 gflops = sum(r.get("flops", {}).get("total", 0) for r in records) / n / 1e9
                 decision = rung_decision(correct, n, self.threshold, last=i == last)
