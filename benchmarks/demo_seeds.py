@@ -28,15 +28,11 @@ import yaml
 
 
 def plain_points(config: dict) -> dict[str, dict]:
-    """The config's points that run on the demo model as trained."""
-    out = {}
-    for name, settings in (config.get("points") or {}).items():
-        settings = dict(settings or {})
-        if settings.get("finetune") or settings.get("blank_images") or \
-                any(k.startswith("prune_") for k in settings):
-            continue
-        out[name] = settings
-    return out
+    """The config's points that run on the demo model as trained (study_check.is_plain:
+    no fine-tune, no pruning below 1, not on blank images)."""
+    from nanovlm_lite.study_check import is_plain
+    points = {name: dict(settings or {}) for name, settings in (config.get("points") or {}).items()}
+    return {name: settings for name, settings in points.items() if is_plain(settings)}
 
 
 def score(engine, questions, settings: dict) -> list[bool]:
@@ -73,7 +69,6 @@ def main():
     import nanovlm_lite
     from nanovlm_lite.data.aokvqa import load_questions
     from nanovlm_lite.settings import PointSettings
-    from nanovlm_lite.evaluate.stats import mcnemar_exact, wilson_interval
     from nanovlm_lite.train.recipes import get_recipe, train_demo_model
     config = yaml.safe_load(Path(args.config).read_text())
     points = plain_points(config)
@@ -115,13 +110,14 @@ def main():
             report["gflops"] = {pt: gflops(engine, val, s) for pt, s in points.items()}
         report_path.write_text(json.dumps(report) + "\n")
 
-    lines = summarise(report, points, types, threshold, runs, mcnemar_exact, wilson_interval)
+    lines = summarise(report, points, types, threshold, runs)
     (out / "README-table.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
-def summarise(report, points, types, threshold, runs, mcnemar_exact, wilson_interval):
+def summarise(report, points, types, threshold, runs):
     """The per-seed table and the checks, as markdown lines."""
+    from nanovlm_lite.evaluate.stats import mcnemar_exact, wilson_interval
     names = [n for n, _ in runs]
     seeds = names[:-1]
     kinds = sorted(set(types))
