@@ -25,3 +25,10 @@ def fixture_dir() -> Path:
 @pytest.fixture(scope="session")
 def fixture_cases() -> list[dict]:
     return json.loads((FIXTURE / "cases.json").read_text())["cases"]
+
+
+def pytest_collection_modifyitems(items):
+    """Tests marked `slow` (real Snakemake runs of a minute or more) go first: pytest-xdist
+    hands tests out in order, and a long one handed out last keeps the suite waiting on
+    one worker while the other idles."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

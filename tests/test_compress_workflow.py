@@ -11,6 +11,7 @@ import re
 import time
 from collections import Counter
 
+import pytest
 import yaml
 
 from test_workflow import planned, snakemake, workflow, write_config  # noqa: F401  (fixture)
@@ -61,6 +62,7 @@ def stand_in(root, *paths):
         time.sleep(0.01)
 
 
+@pytest.mark.slow
 def test_teacher_and_importance_are_computed_once_and_shared(workflow):
     counts, teachers, importance, _ = dry_run(workflow, STUDY)
     # three students of one teacher, two pruned points of one calibration
@@ -98,6 +100,7 @@ def test_teacher_and_importance_are_computed_once_and_shared(workflow):
     assert dry_run(workflow, topk)[0]["teacher"] == 1
 
 
+@pytest.mark.slow
 def test_pruned_points_share_their_calibration(workflow):
     _, _, importance, _ = dry_run(workflow, STUDY)
     stand_in(workflow, "data/easyvqa/train.parquet", "data/easyvqa/val.parquet",
@@ -125,6 +128,7 @@ def _error(workflow, config):
     return out
 
 
+@pytest.mark.slow
 def test_impossible_setups_are_config_errors(workflow):
     no_reference = dict(STUDY, reference_point=None)
     assert "recipe 'demo-distill' distils from the study's reference point, and " \

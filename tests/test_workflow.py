@@ -138,6 +138,7 @@ TINY = {
 }
 
 
+@pytest.mark.slow
 def test_caching_is_right_both_ways(workflow):
     cfg = write_config(workflow, "tiny.yaml", TINY)
     snakemake(workflow, "--cores", "2", "--configfile", cfg)
@@ -251,6 +252,7 @@ def test_config_errors_are_one_paragraph(workflow, changes, message):
     assert len(out.splitlines()) < 10, out  # a paragraph, not the schema dump
 
 
+@pytest.mark.slow
 def test_the_search_finds_a_point_and_the_study_evaluates_it(workflow):
     """A tiny study with a search run by two workers: the found point is evaluated like a
     hand-listed one and marked found; the search selects on questions held out of the
@@ -289,6 +291,7 @@ def test_the_search_finds_a_point_and_the_study_evaluates_it(workflow):
     assert not {"train_demo_model", "evaluate", "search_split"} & set(rules)
 
 
+@pytest.mark.slow
 def test_demo_on_generated_scenes_builds_them_through_the_rule(workflow):
     """`dataset: {build: scenes}` plans the same jobs under data/scenes/, and the rule
     writes the generator's bytes for the configured sizes and seed."""
