@@ -28,7 +28,7 @@ def fixture_cases() -> list[dict]:
 
 
 def pytest_collection_modifyitems(items):
-    """Tests marked `slow` (real Snakemake runs of a minute or more) go first: pytest-xdist
-    hands tests out in order, and a long one handed out last keeps the suite waiting on
-    one worker while the other idles."""
+    """Tests marked `slow` (the two longest real Snakemake runs, over a minute each) go
+    first: pytest-xdist hands tests out in order, and a long one handed out last keeps the
+    suite waiting on one worker while the other idles."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)

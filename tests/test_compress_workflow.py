@@ -11,7 +11,6 @@ import re
 import time
 from collections import Counter
 
-import pytest
 import yaml
 
 from test_workflow import planned, snakemake, workflow, write_config  # noqa: F401  (fixture)
@@ -62,7 +61,6 @@ def stand_in(root, *paths):
         time.sleep(0.01)
 
 
-@pytest.mark.slow
 def test_teacher_and_importance_are_computed_once_and_shared(workflow):
     counts, teachers, importance, _ = dry_run(workflow, STUDY)
     # three students of one teacher, two pruned points of one calibration
@@ -100,7 +98,6 @@ def test_teacher_and_importance_are_computed_once_and_shared(workflow):
     assert dry_run(workflow, topk)[0]["teacher"] == 1
 
 
-@pytest.mark.slow
 def test_pruned_points_share_their_calibration(workflow):
     _, _, importance, _ = dry_run(workflow, STUDY)
     stand_in(workflow, "data/easyvqa/train.parquet", "data/easyvqa/val.parquet",
@@ -128,7 +125,6 @@ def _error(workflow, config):
     return out
 
 
-@pytest.mark.slow
 def test_impossible_setups_are_config_errors(workflow):
     no_reference = dict(STUDY, reference_point=None)
     assert "recipe 'demo-distill' distils from the study's reference point, and " \

@@ -248,7 +248,6 @@ def _inputs(out, rule):
     return found
 
 
-@pytest.mark.slow
 def test_the_check_runs_before_every_job_that_uses_a_point(workflow):
     out = snakemake(workflow, "-n", "--cores", "1", "--configfile", "config/demo.yaml").stdout
     counts = Counter(re.findall(r"^(?:local)?rule (\w+):", out, re.M))
@@ -292,7 +291,6 @@ def test_a_model_already_there_checks_every_point_at_start(workflow):
     assert "Traceback" not in out
 
 
-@pytest.mark.slow
 def test_a_model_this_run_trains_is_checked_before_any_evaluation(workflow):
     study = {"study": "tiny", "model": "resources/models/easyvqa-tiny", "train": True,
              "train_recipe": "demo-smoke",   # 64 px, patch 16, shuffle 2, 1 ViT + 2 LM blocks

@@ -291,7 +291,6 @@ def test_the_search_finds_a_point_and_the_study_evaluates_it(workflow):
     assert not {"train_demo_model", "evaluate", "search_split"} & set(rules)
 
 
-@pytest.mark.slow
 def test_demo_on_generated_scenes_builds_them_through_the_rule(workflow):
     """`dataset: {build: scenes}` plans the same jobs under data/scenes/, and the rule
     writes the generator's bytes for the configured sizes and seed."""
