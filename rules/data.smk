@@ -39,6 +39,7 @@ if DATASET["build"]:
             build=DATASET["build"],
             max_train=DATASET["max_train"],
             max_val=DATASET["max_val"],
+            yes_no_keep=DATASET["yes_no_keep"],
             train_images=DATASET["train_images"],
             val_images=DATASET["val_images"],
             seed=DATASET["seed"],

@@ -74,3 +74,28 @@ def test_deterministic_and_prefix_stable(demo, tmp_path):
 def test_rejects_negative_limits(tmp_path):
     with pytest.raises(ValueError, match="max_train"):
         build_demo_dataset(tmp_path, max_train=-1)
+
+
+def test_yes_no_keep_thins_only_the_training_yes_no_questions(demo, tmp_path):
+    thin = build_demo_dataset(tmp_path, max_train=N_TRAIN, max_val=N_VAL, yes_no_keep=0.3)
+    full = {q.question_id: q for q in load_questions(demo["train"])}
+    kept = load_questions(thin["train"])
+    kept_ids = {q.question_id for q in kept}
+    types = lambda qs: [q.extra["question_type"] for q in qs]  # noqa: E731
+    # every colour and shape question stays, and each kept question is unchanged
+    assert {i for i, q in full.items() if q.extra["question_type"] != "yes/no"} <= kept_ids
+    assert all(q.choices == full[q.question_id].choices for q in kept)
+    n_yes_no, n_kept = types(full.values()).count("yes/no"), types(kept).count("yes/no")
+    assert 0.15 * n_yes_no < n_kept < 0.45 * n_yes_no
+    # the evaluation split is never thinned
+    assert pq.read_table(thin["val"]).equals(pq.read_table(demo["val"]))
+    # and the same questions are kept again
+    again = build_demo_dataset(tmp_path / "again", max_train=N_TRAIN, max_val=N_VAL,
+                               yes_no_keep=0.3)
+    assert again["train"].read_bytes() == thin["train"].read_bytes()
+
+
+@pytest.mark.parametrize("keep", [0.0, -0.5, 1.5])
+def test_rejects_a_yes_no_share_outside_0_1(tmp_path, keep):
+    with pytest.raises(ValueError, match="yes_no_keep"):
+        build_demo_dataset(tmp_path, yes_no_keep=keep)

@@ -14,5 +14,5 @@ if params.build == "scenes":
 else:
     from nanovlm_lite.data.easyvqa import build_demo_dataset
     paths = build_demo_dataset(out, max_train=params.max_train, max_val=params.max_val,
-                               seed=params.seed)
+                               seed=params.seed, yes_no_keep=params.yes_no_keep)
 print({split: str(path) for split, path in paths.items()})

@@ -5,6 +5,11 @@ a shape or yes/no. We turn each into a multiple-choice question (the answer plus
 distractors), so the whole pipeline runs end to end with no network and a tiny model.
 Everything is deterministic: each question's choices come from its own seeded RNG, so the
 first N rows are the same whatever `max_train`/`max_val` is.
+
+`yes_no_keep` thins the training split's yes/no questions (73% of easy-VQA, with an 82%
+prior): at 1.0 a tiny model spends its steps on them and never learns shape; which ones
+are kept is decided per question id, so the same on every machine. The evaluation split is
+never thinned.
 """
 from __future__ import annotations
 
@@ -52,7 +57,8 @@ def make_choices(answer: str, kinds: dict[str, str], rng: random.Random) -> list
     return choices
 
 
-def _rows(split: str, questions, image_paths: dict[int, str], kinds, seed: int, limit: int | None):
+def _rows(split: str, questions, image_paths: dict[int, str], kinds, seed: int, limit: int | None,
+          yes_no_keep: float = 1.0):
     texts, answers, image_ids = questions
     n = len(texts) if limit is None else min(limit, len(texts))
     images: dict[int, bytes] = {}  # images are shared across questions: read each PNG once
@@ -60,9 +66,11 @@ def _rows(split: str, questions, image_paths: dict[int, str], kinds, seed: int, 
         answer, image_id = answers[i], image_ids[i]
         if answer not in kinds:
             raise ValueError(f"easy-VQA {split} question {i}: answer {answer!r} is not in get_answers()")
+        qid = f"easyvqa-{split}-{i:06d}"
+        if kinds[answer] == "yes/no" and random.Random(f"{seed}:keep:{qid}").random() >= yes_no_keep:
+            continue
         if image_id not in images:
             images[image_id] = Path(image_paths[image_id]).read_bytes()
-        qid = f"easyvqa-{split}-{i:06d}"
         choices = make_choices(answer, kinds, random.Random(f"{seed}:{qid}"))
         yield {
             "question_id": qid,
@@ -78,11 +86,15 @@ def _rows(split: str, questions, image_paths: dict[int, str], kinds, seed: int, 
 
 
 def build_demo_dataset(out_dir: str | os.PathLike, max_train: int | None = None,
-                       max_val: int | None = None, seed: int = 0) -> dict[str, Path]:
-    """Write `train.parquet` and `val.parquet` (easy-VQA's test split) under `out_dir`."""
+                       max_val: int | None = None, seed: int = 0,
+                       yes_no_keep: float = 1.0) -> dict[str, Path]:
+    """Write `train.parquet` and `val.parquet` (easy-VQA's test split) under `out_dir`;
+    `max_train` caps the training questions read before `yes_no_keep` thins them."""
     for name, value in (("max_train", max_train), ("max_val", max_val)):
         if value is not None and value < 0:
             raise ValueError(f"{name} must be >= 0 or None, got {value}")
+    if not 0.0 < yes_no_keep <= 1.0:
+        raise ValueError(f"yes_no_keep must be in (0, 1], got {yes_no_keep}")
     ev = _easy_vqa()
     kinds = answer_kinds()
     out_dir = Path(out_dir)
@@ -92,6 +104,7 @@ def build_demo_dataset(out_dir: str | os.PathLike, max_train: int | None = None,
     }
     paths = {}
     for split, (questions, image_paths, limit) in splits.items():
-        rows = _rows(split, questions, image_paths, kinds, seed, limit)
+        keep = yes_no_keep if split == "train" else 1.0
+        rows = _rows(split, questions, image_paths, kinds, seed, limit, keep)
         paths[split] = write_questions(rows, out_dir / f"{split}.parquet")
     return paths
