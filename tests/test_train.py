@@ -417,3 +417,26 @@ def test_training_from_scratch_twice_gives_bit_identical_weights(data_dir, tmp_p
         record = json.loads((out / "training.json").read_text())
         assert record["environment"]["torch_threads"] == 2
     assert "model.safetensors" in digests[0] and digests[0] == digests[1]
+
+
+def test_a_recipes_lm_init_std_draws_the_lm_and_only_the_lm_at_it(data_dir, tmp_path, monkeypatch):
+    def trained(lm_init_std):
+        monkeypatch.setitem(recipes.RECIPES, "demo", recipes.Recipe(
+            "demo", "tiny", FAST.replace(steps=1, lr=1e-12, warmup=0, eval_questions=0),
+            from_scratch=True, architecture=TINY, lm_init_std=lm_init_std))
+        out = recipes.train_demo_model(data_dir, tmp_path / str(lm_init_std), threads=1,
+                                       recipe="demo", progress=False)
+        assert json.loads((out / "training.json").read_text())["lm_init_std"] == lm_init_std
+        return nanovlm_lite.load(str(out)).model
+
+    wide, default = trained(0.25), trained(None)
+    for model, std in ((wide, 0.25), (default, 0.02)):
+        lm_linears = [m.weight for m in model.lm.modules() if isinstance(m, torch.nn.Linear)]
+        assert all(abs(w.std().item() - std) < std / 5 for w in lm_linears if w.numel() > 500)
+        assert abs(model.lm.model.embed_tokens.weight.std().item() - std) < std / 5
+        assert all(torch.equal(n.weight, torch.ones_like(n.weight)) for n in model.lm.modules()
+                   if type(n).__name__ == "LlamaRMSNorm")
+    # the ViT and projector are drawn as before (same seed), the LM's draw comes after them
+    for (name, a), b in zip(wide.vision.state_dict().items(), default.vision.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), name
+    assert torch.allclose(wide.projector.proj.weight, default.projector.proj.weight, atol=1e-6)
