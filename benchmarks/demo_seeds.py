@@ -1,11 +1,11 @@
 """Is the demo's story a property of the levers or of one training run? (issue 18)
 
-    python benchmarks/demo_seeds.py --data data/scenes --out results/demo-seeds \
+    python benchmarks/demo_seeds.py --data data/easyvqa --out results/demo-seeds \
         [--config config/demo.yaml] [--seeds 0 1 2] [--steps-ratio 0.8] [--threads 2] \
         [--max-val N] [--recipe demo] [--set steps=1500 --set lr=5e-4 ...]
 
 Trains the demo recipe once per seed (and once at `--steps-ratio` x its steps on the first
-seed), scores every plain point of the config (no fine-tune, no pruning, no blank images)
+seed; `--steps-ratio 0`: not), scores every plain point of the config (no fine-tune, no pruning, no blank images)
 on each model, and prints per seed: `full` by question type, each point's difference from
 `full` with its exact McNemar p, and the checks of issue 18:
 - `full` within 1.5 points across seeds;
@@ -54,7 +54,7 @@ def gflops(engine, questions, settings: dict) -> float:
 def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="data/scenes")
+    p.add_argument("--data", default="data/easyvqa")
     p.add_argument("--out", default="results/demo-seeds")
     p.add_argument("--config", default="config/demo.yaml")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
