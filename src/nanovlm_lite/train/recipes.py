@@ -46,10 +46,10 @@ class Recipe:
 
 # The demo model (measured on 2 CPU cores, docs/demo.md "How the demo model was made to
 # see"): on easy-VQA train with a sixth of its yes/no questions kept (the study's
-# `yes_no_keep`), lr 5e-4 and the LM drawn at std 0.06, 1,400 steps reach every question
-# type >= 0.95 (shape 0.952); 950 steps stop at shape 0.79, and the earlier recipe (lr 1e-3,
-# LM at 0.02, every yes/no question) never learned shape at all (0.42). Validation only at
-# the end, to stay inside the demo's budget.
+# `yes_no_keep`), lr 5e-4 and the LM drawn at std 0.06, 1,400 steps reach `full` 0.898-0.934
+# over three seeds (shape 0.84-0.94, yes/no 0.87-0.94; benchmarks/README.md); 950 steps stop
+# at shape 0.79, and the earlier recipe (lr 1e-3, LM at 0.02, every yes/no question) never
+# learned shape (0.42). Validation only at the end, to stay inside the demo's budget.
 DEMO = TrainConfig(objective="answer", trainable="all", steps=1400, images_per_batch=32,
                    per_image=4, lr=5e-4, warmup=50, min_lr_ratio=0.05, weight_decay=0.01,
                    eval_every=0, eval_questions=500, eval_scoring=("cloze",), save_every=100)
@@ -90,11 +90,11 @@ DISTILL_COST = ("GPU, estimated (not measured): the teacher once per study ~0.1-
 RECIPES: dict[str, Recipe] = {r.name: r for r in [
     Recipe("demo", "the offline demo model from scratch on easy-VQA train (all parameters)",
            DEMO, from_scratch=True, lm_init_std=DEMO_LM_INIT_STD,
-           cost="~490 s on 2 CPU cores"),
+           cost="369 s on 2 CPU cores (make demo, 2026-12-07)"),
     Recipe("demo-blind", "the demo recipe on blank images for 250 steps: the no-vision "
            "baseline (it learns only the question text's prior, which 250 steps reach)",
            DEMO_BLIND, from_scratch=True, lm_init_std=DEMO_LM_INIT_STD,
-           settings={"blank_images": True}, cost="~90 s on 2 CPU cores"),
+           settings={"blank_images": True}, cost="78 s on 2 CPU cores (make demo, 2026-12-07)"),
     Recipe("demo-smoke", "a toy-sized demo model in seconds, for pipeline tests (not accurate)",
            DEMO.replace(steps=20, images_per_batch=8, lr=1e-2, warmup=2, eval_every=0,
                         eval_questions=16, eval_scoring=("cloze",), save_every=0),
