@@ -16,11 +16,17 @@ rule aggregate:
         found_records=found_points_files("records.jsonl"),
         found=SEARCH_FOUND,  # the points the search found, marked so in the table
         code=package_sources("report/aggregate.py", "report/front.py", "report/format.py",
-                             "evaluate/stats.py", "settings.py", "search/space.py"),
+                             "report/recovery.py", "evaluate/stats.py", "settings.py",
+                             "search/space.py"),
     output:
         report(
             "results/{study}/summary.csv",
             caption="../config/report/summary.rst",
+            category="Summary",
+        ),
+        recovery=report(
+            "results/{study}/recovery.csv",
+            caption="../config/report/recovery.rst",
             category="Summary",
         ),
     log:
@@ -43,6 +49,7 @@ rule aggregate:
 rule pareto:
     input:
         summary="results/{study}/summary.csv",
+        recovery="results/{study}/recovery.csv",
         metrics=all_points("metrics.json"),
         found_metrics=found_points_files("metrics.json"),
         data=EVAL_DATA,

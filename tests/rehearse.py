@@ -141,6 +141,13 @@ def check(work: Path, real: dict, overlay: dict, ran: Counter) -> list[str]:
     teachers = {json.loads((results / "points" / p / "finetuned" / "training.json").read_text())
                 ["teacher"]["path"] for p in distilled}
     assert len(teachers) == 1, f"the distilled points read {len(teachers)} teachers, not one"
+    recovery = pd.read_csv(results / "recovery.csv")
+    cuts = {p: {k: v for k, v in (s or {}).items() if k != "finetune"}
+            for p, s in real["points"].items()}
+    recovering = {p for p in tuned if any(cuts[p] == (s or {}) for s in real["points"].values())}
+    assert set(recovery.loc[recovery["against"] == recovery["cut"], "point"]) == recovering, \
+        f"recovery.csv: {sorted(recovery['point'])} against the points that recover a cut {sorted(recovering)}"
+    assert recovery["mcnemar_p"].between(0, 1).all(), recovery
     pruned = sorted(p for p, s in real["points"].items()
                     if any(k.startswith("prune_") and v < 1 for k, v in (s or {}).items()))
     for point in pruned:
@@ -173,6 +180,8 @@ def check(work: Path, real: dict, overlay: dict, ran: Counter) -> list[str]:
             f"parity ok on {len(parity['cases'])} samples",
             f"{len(tuned)} fine-tunes validated on {split}.parquet, train_overrides recorded",
             f"{len(distilled)} distilled from one teacher, its cost in their training.json",
+            f"recovery.csv: {len(recovering)} recovered points against their cut, "
+            f"{len(recovery) - len(recovering)} recipe pairs at one cut",
             f"{len(pruned)} pruned checkpoints with the configured ratios and smaller widths",
             f"measured FLOPs = analytic (worst relative difference {worst:.1e})",
             "weights linked from the hub cache; parquets, fine-tuned and pruned weights, "

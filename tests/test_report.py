@@ -510,3 +510,60 @@ def test_study_page_includes_the_search_only_when_given(paired_files, search_fil
     bare = write_page(csv, svg, tmp_path / "bare.html", 0.5, metrics_paths=metrics).read_text()
     assert "<h2>Search</h2>" not in bare and "search split" not in bare
     assert "cheap (found)" in bare  # the summary still says which point was found
+
+
+# ---- compress and recover: recovered points against their cut and each other ---------
+
+def test_recovery_table_compares_each_recovery_with_its_cut_and_the_recipes_with_each_other(
+        tmp_path, capsys):
+    from nanovlm_lite.evaluate.stats import paired_difference
+    from nanovlm_lite.report.page import write_page
+    answers = {  # 10 questions
+        "full": [1, 1, 1, 1, 1, 1, 1, 1, 1, 0],
+        "cut": [1, 1, 1, 0, 0, 0, 0, 0, 1, 0],     # loses 5 of full's, 4/10
+        "cut-ft": [1, 1, 1, 1, 1, 0, 0, 0, 1, 1],  # wins back q3, q4; gains q9: 7/10
+        "cut-kd": [1, 1, 1, 1, 1, 1, 1, 0, 0, 1],  # 8/10
+        "other-ft": [1] * 10,                       # a recipe at settings no point has
+    }
+    settings = {"full": {}, "cut": {"vit_blocks": 1},
+                "cut-ft": {"vit_blocks": 1, "finetune": "demo-finetune"},
+                "cut-kd": {"vit_blocks": 1, "finetune": "demo-distill"},
+                "other-ft": {"tile_size": 32, "finetune": "demo-finetune"}}
+    metrics, flops, records = [], [], []
+    for name, ans in answers.items():
+        d = tmp_path / name
+        d.mkdir()
+        metrics.append(write(d / "metrics.json", {
+            "point": name, "accuracy": sum(ans) / 10, "n_questions": 10, "n_correct": sum(ans),
+            "settings": settings[name]}))
+        flops.append(write(d / "flops.json", {"tflops_per_question": 1.0 if name == "full" else 0.5}))
+        records.append(write_records(d / "records.jsonl", ans))
+    csv, recovery = tmp_path / "summary.csv", tmp_path / "recovery.csv"
+    aggregate(metrics, flops, csv, records_paths=records, recovery_csv=recovery)
+    table = pd.read_csv(recovery)
+    got = {(r.point, r.against): r for r in table.itertuples()}
+    assert set(got) == {("cut-ft", "cut"), ("cut-kd", "cut"), ("cut-kd", "cut-ft")}
+    assert all(table["cut"] == "cut")  # other-ft recovers no point of the study: no row
+    for (point, against), r in got.items():
+        expected = paired_difference(answers[point], answers[against])
+        assert r.diff == pytest.approx(expected["difference"])
+        assert r.mcnemar_p == pytest.approx(expected["p_value"])
+        assert r.n_questions == 10
+    # by hand: cut-ft right where cut is wrong on q3, q4, q9; never the other way round
+    assert got[("cut-ft", "cut")].diff == pytest.approx(0.3)
+    assert got[("cut-ft", "cut")].mcnemar_p == pytest.approx(2 * 0.5 ** 3)
+    assert got[("cut-kd", "cut")].recipe == "demo-distill"
+    assert got[("cut-kd", "cut-ft")].diff == pytest.approx(0.1)  # q5, q6 against q8
+    assert "Compress and recover" in capsys.readouterr().out
+    svg = tmp_path / "p.svg"
+    plot_pareto(csv, tmp_path / "p.png", svg, threshold=0.5)
+    page = write_page(csv, svg, tmp_path / "study.html", 0.5, metrics_paths=metrics,
+                      recovery_csv=recovery).read_text()
+    assert "<h2>Compress and recover</h2>" in page and "demo-distill" in page and "+30.0" in page
+    # a study with no recovered point: an empty table, and no section on the page
+    aggregate(metrics[:2], flops[:2], csv, records_paths=records[:2], recovery_csv=recovery)
+    assert pd.read_csv(recovery).empty
+    assert "Compress and recover" not in write_page(
+        csv, svg, tmp_path / "bare.html", 0.5, recovery_csv=recovery).read_text()
+    with pytest.raises(ValueError, match="needs records_paths"):
+        aggregate(metrics, flops, csv, recovery_csv=recovery)

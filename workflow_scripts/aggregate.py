@@ -15,4 +15,4 @@ inputs = snakemake.input
 aggregate([*inputs.metrics, *inputs.found_metrics], [*inputs.flops, *inputs.found_flops],
           snakemake.output[0], records_paths=[*inputs.records, *inputs.found_records],
           reference=snakemake.params.reference, threshold=snakemake.params.threshold,
-          found=found)
+          found=found, recovery_csv=snakemake.output.recovery)

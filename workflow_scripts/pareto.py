@@ -19,4 +19,5 @@ write_page(snakemake.input.summary, snakemake.output.svg, snakemake.output.page,
            upstream=dict(snakemake.params.upstream),
            found_yaml=snakemake.input.found or None,
            trials_csv=snakemake.input.trials[0] if snakemake.input.trials else None,
-           trials_png=snakemake.input.trials[1] if snakemake.input.trials else None)
+           trials_png=snakemake.input.trials[1] if snakemake.input.trials else None,
+           recovery_csv=snakemake.input.recovery)

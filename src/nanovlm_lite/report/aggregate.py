@@ -11,6 +11,7 @@ import pandas as pd
 from nanovlm_lite.evaluate.stats import paired_difference
 from nanovlm_lite.report import format as fmt
 from nanovlm_lite.report.front import bar_marks, bar_points, choose_reference, format_bar
+from nanovlm_lite.report.recovery import format_recovery, recovery_table
 from nanovlm_lite.settings import PointSettings
 
 FLOPS_COLUMNS = ("tflops_per_question", "vision_tflops", "projector_tflops", "lm_tflops",
@@ -110,7 +111,7 @@ def paired_columns(df: pd.DataFrame, records: dict, reference: str | None, say=p
 
 def aggregate(metrics_paths, flops_paths, out_csv, records_paths=None,
               reference: str | None = None, threshold: float | None = None,
-              found=()) -> pd.DataFrame:
+              found=(), recovery_csv=None) -> pd.DataFrame:
     """Join each point's metrics.json and flops.json (paired by position) into out_csv.
 
     Columns: point, accuracy and its 95% interval, n_questions, n_correct; with
@@ -118,13 +119,16 @@ def aggregate(metrics_paths, flops_paths, out_csv, records_paths=None,
     point (`reference`, or the most expensive plain point); with `threshold` which point is
     the cheapest over the bar (by estimate, by lower bound); `found`, True for the points
     named in `found` (those the study's search found, so the table and the plot can tell
-    them from hand-listed ones); the FLOPs columns, the other scalar metrics
+    them from hand-listed ones); with `recovery_csv` (and records) the recovery table
+    (report/recovery.py: fine-tuned and distilled points against their cut and each other);
+    the FLOPs columns, the other scalar metrics
     (direct-answer accuracy with its interval, ...), accuracy per question type with its
     interval, the prompt template and code version, `settings` (the changed settings as
     JSON) and one column per changed setting across the study. Rows are sorted by TFLOPs
     per question.
     """
     metrics_paths, flops_paths = list(metrics_paths), list(flops_paths)
+    records = {}
     if len(metrics_paths) != len(flops_paths):
         raise ValueError(f"{len(metrics_paths)} metrics files but {len(flops_paths)} FLOPs files")
     records_paths = None if records_paths is None else list(records_paths)
@@ -179,6 +183,13 @@ def aggregate(metrics_paths, flops_paths, out_csv, records_paths=None,
     Path(out_csv).parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(out_csv, index=False)
     print(format_summary(df))
+    if recovery_csv is not None:
+        if records_paths is None:
+            raise ValueError("the recovery table compares answers question by question: "
+                             "it needs records_paths")
+        table = recovery_table(df, records)
+        table.to_csv(recovery_csv, index=False)
+        print("\nCompress and recover (report/recovery.py):\n" + format_recovery(table))
     if threshold is not None and not df.empty:
         print(format_bar(bar_points(df, threshold, say=lambda _: None), threshold))
     return df

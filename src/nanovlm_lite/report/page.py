@@ -117,6 +117,33 @@ def _diff_interval(r) -> str:
     return f"[{100 * lo:+.1f}, {100 * hi:+.1f}]"
 
 
+def recovery_section(recovery_csv) -> str:
+    """The compress-and-recover comparisons (report/recovery.py), or "" when there are none."""
+    if not recovery_csv:
+        return ""
+    table = pd.read_csv(recovery_csv)
+    if table.empty:
+        return ""
+    head = ["point", "recipe", "against", "accuracy", "against's", "difference (pts)",
+            "95% interval", "McNemar p"]
+    rows = "".join(
+        f'<tr><td class="l">{_e(r["point"])}</td><td class="l">{_e(r["recipe"])}</td>'
+        f'<td class="l">{_e(r["against"])}</td><td>{fmt.pct(r["accuracy"])}</td>'
+        f'<td>{fmt.pct(r["against_accuracy"])}</td><td>{fmt.points_diff(r["diff"])}</td>'
+        f'<td>{_diff_interval({"accuracy_diff_low": r["diff_low"], "accuracy_diff_high": r["diff_high"]})}</td>'
+        f'<td>{fmt.p_value(r["mcnemar_p"])}</td></tr>' for _, r in table.iterrows())
+    th = "".join(f'<th class="{"l" if h in ("point", "recipe", "against") else ""}">{_e(h)}</th>'
+                 for h in head)
+    return f"""<h2>Compress and recover</h2>
+<table><tr>{th}</tr>{rows}</table>
+<p class="caption">Each point that names a fine-tuning recipe, against its cut (the point
+with the same settings and no recipe), and the recovered points of one cut against each
+other (e.g. plain fine-tuning against distillation at equal steps): the difference in
+percentage points on the same questions, its 95% paired bootstrap interval and the exact
+McNemar p-value. A distilled point's teacher is paid once per study (its training.json).</p>
+"""
+
+
 def _parity_section(parity_path, upstream: dict | None) -> str:
     if not parity_path:
         return ("<p>No parity check in this study (<code>upstream.enabled: false</code>), so "
@@ -182,10 +209,11 @@ def environment_section(metrics: list[dict]) -> str:
 def write_page(summary_csv, svg_path, out_html, threshold: float, metrics_paths=(),
                study: str = "", model: str = "", dataset: dict | None = None,
                data_path=None, parity_path=None, upstream: dict | None = None,
-               found_yaml=None, trials_csv=None, trials_png=None) -> Path:
+               found_yaml=None, trials_csv=None, trials_png=None, recovery_csv=None) -> Path:
     """The study page at out_html. With the search's found.yaml and trials.csv (and where
     to draw or find its trials plot, `trials_png`) it adds the search's section after the
-    points table; the points table marks found points either way."""
+    points table; the points table marks found points either way. With the aggregate's
+    recovery.csv it adds the compress-and-recover comparisons when there are any."""
     df = pd.read_csv(summary_csv)
     search = ""
     if found_yaml and trials_csv:
@@ -270,7 +298,7 @@ on the questions exactly one of the two got right; a small p says the two differ
 one does not say they are equal). Per question type: accuracy [95% Wilson interval].
 Direct answer: mean of min(1, matches/3) over questions with usable direct answers, 95%
 bootstrap interval. Bold row: the reference; grey italic: blank-image baselines.{found_note}</p>
-{search}
+{recovery_section(recovery_csv)}{search}
 
 <h2>Parity with upstream nanoVLM</h2>
 {_parity_section(parity_path, upstream)}
