@@ -107,8 +107,8 @@ def main():
                 done["correct"][point] = score(engine, val, settings)
                 report_path.write_text(json.dumps(report) + "\n")
                 print(f"{name} {point}: {sum(done['correct'][point]) / len(val):.3f}", flush=True)
-        if "gflops" not in report:
-            report["gflops"] = {pt: gflops(engine, val, s) for pt, s in points.items()}
+        costs = report.setdefault("gflops", {})  # a resumed report may lack newer points
+        costs.update({pt: gflops(engine, val, s) for pt, s in points.items() if pt not in costs})
         report_path.write_text(json.dumps(report) + "\n")
 
     lines = summarise(report, points, types, threshold, runs, bool(args.steps_ratio))
