@@ -61,7 +61,7 @@ DEMO_LM_INIT_STD = 0.06
 # 0.661 on the evaluation questions; 250 steps scored 0.681, 950 steps 0.673).
 DEMO_BLIND = DEMO.replace(steps=150, warmup=20)
 # The demo's short fine-tune at a cut point (and, with the distilled loss, demo-distill).
-DEMO_FINETUNE = DEMO.replace(steps=75, lr=3e-4, warmup=10, eval_every=0, save_every=25)
+DEMO_FINETUNE = DEMO.replace(steps=100, lr=3e-4, warmup=10, eval_every=0, save_every=50)
 
 # The A-OKVQA fine-tunes, estimated from the FLOP model (not measured: no GPU here). One
 # epoch = 17,056 questions; with the ViT frozen it runs forward only (1x) and the LM
