@@ -79,10 +79,15 @@ def test_config_problems_are_all_named():
 ])
 def test_the_reference_is_a_plain_point(reference, named):
     problems = config_problems(DEMO["points"], reference, {})
-    assert problems == [f"config: reference_point {reference!r} is not the model as it is "
-                        f"({named}); every point is compared with it and a distilling recipe "
-                        f"learns from it, so name a plain point (no finetune, no prune_*, no "
-                        f"blank_images)"]
+    assert problems[0] == (f"config: reference_point {reference!r} is not the model as it is "
+                           f"({named}); every point is compared with it and a distilling recipe "
+                           f"learns from it, so name a plain point (no finetune, no prune_*, no "
+                           f"blank_images)")
+    # and each distilling point of the demo names its teacher, the reference, as unfit
+    distilling = [p for p, s in DEMO["points"].items() if (s or {}).get("finetune") == "demo-distill"]
+    assert distilling and problems[1:] == [
+        f"config: point {p!r}: the teacher point {reference!r} must be the base model as it is "
+        f"(no finetune, no prune_*)" for p in distilling]
 
 
 def test_train_overrides_reach_the_recipe_check():
@@ -215,7 +220,7 @@ def _overlay(root, text):
 
 @pytest.mark.parametrize("overlay, message", [
     ("reference_point: nope\n",
-     "config: reference_point 'nope' is not a point of this study (points: full, letter,"),
+     "config: reference_point 'nope' is not a point of this study (points: full, global-32,"),
     ("points:\n  tuned: {finetune: no-such-recipe}\n",
      "config: point 'tuned': finetune: unknown training recipe 'no-such-recipe'; known: "),
     ("points:\n  full: {scoring: cloze}\n  letter: {}\n  full: {scoring: letter}\n",
@@ -253,13 +258,16 @@ def test_the_check_runs_before_every_job_that_uses_a_point(workflow):
     counts = Counter(re.findall(r"^(?:local)?rule (\w+):", out, re.M))
     points = DEMO["points"]
     n_ft = sum(1 for s in points.values() if s and s.get("finetune"))
-    assert counts == {"build_demo_dataset": 1, "train_demo_model": 1, "check_points": 1,
+    n_pruned = sum(1 for s in points.values() if s and any(k.startswith("prune_") for k in s))
+    assert n_pruned and counts == {
+                      "build_demo_dataset": 1, "train_demo_model": 1, "check_points": 1,
+                      "teacher": 1, "importance": 1, "prune": n_pruned,
                       "evaluate": len(points) * DEMO["shards"], "finetune": n_ft,
                       "merge": len(points), "flops": len(points), "aggregate": 1, "pareto": 1,
                       "all": 1, "search_split": 1, "search_plan": 1,
                       "search_worker": DEMO["search"]["workers"]}
     assert _inputs(out, "check_points") == ["resources/models/easyvqa-tiny"]
-    for rule in ("evaluate", "flops", "finetune", "search_plan"):
+    for rule in ("evaluate", "flops", "finetune", "search_plan", "teacher", "importance", "prune"):
         inputs = _inputs(out, rule)
         assert inputs and all("results/demo/checks/points.json" in i for i in inputs), rule
     # the real study: the rule after the download, before every job that uses a point or

@@ -94,11 +94,11 @@ DISTILL_COST = ("GPU, estimated (not measured): the teacher once per study ~0.1-
 RECIPES: dict[str, Recipe] = {r.name: r for r in [
     Recipe("demo", "the offline demo model from scratch on easy-VQA train (all parameters)",
            DEMO, from_scratch=True, lm_init_std=DEMO_LM_INIT_STD,
-           cost="369 s on 2 CPU cores (make demo, 2026-12-07)"),
+           cost="465-494 s on 2 CPU cores (make demo, 2026-12-07)"),
     Recipe("demo-blind", "the demo recipe on blank images for 150 steps: the no-vision "
            "baseline (it learns only the question text's prior, which 75 steps reach)",
            DEMO_BLIND, from_scratch=True, lm_init_std=DEMO_LM_INIT_STD,
-           settings={"blank_images": True}, cost="78 s on 2 CPU cores (make demo, 2026-12-07)"),
+           settings={"blank_images": True}, cost="68 s on 1 CPU core (make demo, 2026-12-07)"),
     Recipe("demo-smoke", "a toy-sized demo model in seconds, for pipeline tests (not accurate)",
            DEMO.replace(steps=20, images_per_batch=8, lr=1e-2, warmup=2, eval_every=0,
                         eval_questions=16, eval_scoring=("cloze",), save_every=0),
@@ -117,7 +117,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
            "a short fine-tune of the whole demo model at a cheap point's settings, to win "
            "back the accuracy the cut cost",
            DEMO_FINETUNE,
-           cost="47 s on 2 CPU cores at vit_blocks: 1"),
+           cost="32-39 s on 1 CPU core (make demo, 2026-12-07)"),
     Recipe("aokvqa-mcq",
            "fine-tune nanoVLM-460M on A-OKVQA train (17,056 questions, one epoch) with the "
            "letter objective at a cheap point's settings; ViT frozen",
@@ -135,7 +135,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
            "demo-finetune's steps, batch and learning rate with the loss distilled from the "
            "teacher (the study's reference point): alpha 0.5, T 2, on the answer tokens",
            DEMO_FINETUNE.replace(**DISTILL),
-           cost="about demo-finetune's on 2 CPU cores, plus the teacher once per study"),
+           cost="36-40 s on 1 CPU core, plus the teacher once per study (22 s; make demo, 2026-12-07)"),
     Recipe("aokvqa-distill",
            "aokvqa-mcq (ViT frozen, letter objective, one epoch) distilled from the teacher "
            "(the study's reference point) on the choices' letter logits: alpha 0.5, T 2",
