@@ -555,6 +555,11 @@ def test_recovery_table_compares_each_recovery_with_its_cut_and_the_recipes_with
     assert got[("cut-kd", "cut")].recipe == "demo-distill"
     assert got[("cut-kd", "cut-ft")].diff == pytest.approx(0.1)  # q5, q6 against q8
     assert "Compress and recover" in capsys.readouterr().out
+    # a search's point at the cut's settings does not take the cut's place
+    from nanovlm_lite.report.recovery import recovery_groups
+    summary = pd.read_csv(csv)
+    twin = summary[summary["point"] == "cut"].assign(point="found.vit_blocks-1", found=True)
+    assert recovery_groups(pd.concat([twin, summary]))["cut"] == ["cut-ft", "cut-kd"]
     svg = tmp_path / "p.svg"
     plot_pareto(csv, tmp_path / "p.png", svg, threshold=0.5)
     page = write_page(csv, svg, tmp_path / "study.html", 0.5, metrics_paths=metrics,

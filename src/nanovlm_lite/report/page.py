@@ -111,7 +111,11 @@ def points_table(df: pd.DataFrame, threshold: float) -> str:
 
 
 def _diff_interval(r) -> str:
-    lo, hi = r.get("accuracy_diff_low"), r.get("accuracy_diff_high")
+    return _points_interval(r.get("accuracy_diff_low"), r.get("accuracy_diff_high"))
+
+
+def _points_interval(lo, hi) -> str:
+    """A difference's interval in percentage points, "-" where it is missing."""
     if fmt.missing(lo) or fmt.missing(hi):
         return "-"
     return f"[{100 * lo:+.1f}, {100 * hi:+.1f}]"
@@ -130,7 +134,7 @@ def recovery_section(recovery_csv) -> str:
         f'<tr><td class="l">{_e(r["point"])}</td><td class="l">{_e(r["recipe"])}</td>'
         f'<td class="l">{_e(r["against"])}</td><td>{fmt.pct(r["accuracy"])}</td>'
         f'<td>{fmt.pct(r["against_accuracy"])}</td><td>{fmt.points_diff(r["diff"])}</td>'
-        f'<td>{_diff_interval({"accuracy_diff_low": r["diff_low"], "accuracy_diff_high": r["diff_high"]})}</td>'
+        f'<td>{_points_interval(r["diff_low"], r["diff_high"])}</td>'
         f'<td>{fmt.p_value(r["mcnemar_p"])}</td></tr>' for _, r in table.iterrows())
     th = "".join(f'<th class="{"l" if h in ("point", "recipe", "against") else ""}">{_e(h)}</th>'
                  for h in head)

@@ -28,12 +28,15 @@ def recovery_groups(df: pd.DataFrame) -> dict[str, list[str]]:
     changed settings as JSON); cuts without a recovered point are left out."""
     if df.empty or "settings" not in df.columns:
         return {}
+    found = df["found"].fillna(False).astype(bool) if "found" in df.columns else [False] * len(df)
     settings = {str(p): json.loads(s) if isinstance(s, str) and s else {}
                 for p, s in zip(df["point"], df["settings"])}
     cuts = {}
-    for point, s in settings.items():
+    # a hand-listed point is the cut before a search's point of the same settings
+    for point, is_found in sorted(zip(settings, found), key=lambda pf: bool(pf[1])):
+        s = settings[point]
         if "finetune" not in s:
-            cuts.setdefault(_without_recipe(s), point)  # the first (cheapest) of equal settings
+            cuts.setdefault(_without_recipe(s), point)
     groups: dict[str, list[str]] = {}
     for point, s in settings.items():
         cut = cuts.get(_without_recipe(s)) if "finetune" in s else None
