@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+import yaml
 from safetensors import safe_open
 
 import nanovlm_lite
@@ -397,6 +398,10 @@ def test_train_overrides_are_checked_by_the_training_options_types():
         recipes.check_overrides({"stepz": 2})
     with pytest.raises(ValueError, match="'steps': expected an integer, got True"):
         recipes.check_overrides({"steps": True})
+    # PyYAML reads 1e-3 (no dot) as a string: the error says so and how to write it
+    with pytest.raises(ValueError, match=r"'lr': expected a number \(YAML reads 1e-3 as text: "
+                                         r"write 0.001\), got '1e-3'"):
+        recipes.check_overrides(yaml.safe_load("lr: 1e-3"))
     with pytest.raises(ValueError, match="expected a mapping"):
         recipes.check_overrides([("steps", 2)])
 

@@ -78,6 +78,10 @@ def check_value(value, tp):
             return float(value)
         if isinstance(value, float):
             raise ValueError("a finite number")
+        if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+            # YAML 1.1 (PyYAML, Snakemake) reads 1e-3 as text: it wants a dot, as in 1.0e-3
+            raise ValueError(f"a number (YAML reads {value.strip()} as text: write "
+                             f"{float(value)!r})")
     elif tp is str:
         if isinstance(value, str):
             return value

@@ -57,7 +57,7 @@ DEMO = TrainConfig(objective="answer", trainable="all", steps=2000, images_per_b
 DEMO_LM_INIT_STD = 0.06
 # The blind baseline learns only what the question text predicts: its token accuracy stops
 # rising by step 75 of 250 (make demo 2026-12-07: 0.705 over steps 75-100 and 225-250), so
-# 150 steps (answering each question text with its most common training answer scores
+# it trains for 150 steps (answering each question text with its most common training answer scores
 # 0.661 on the evaluation questions; 250 steps scored 0.681, 950 steps 0.673).
 DEMO_BLIND = DEMO.replace(steps=150, warmup=20)
 # The demo's short fine-tune at a cut point (and, with the distilled loss, demo-distill).
@@ -173,7 +173,7 @@ def check_overrides(overrides: dict | None) -> dict:
     """Training options over every recipe's own (the study's `train_overrides`, e.g.
     `{steps: 2}` for a smoke run), checked by TrainConfig's field types; returns them typed.
     An unknown name or a value of the wrong type is a ValueError naming it."""
-    from ..fieldtypes import check_value, expected, field_types
+    from ..fieldtypes import check_value, field_types
     if overrides is None:
         return {}
     if not isinstance(overrides, dict):
@@ -187,9 +187,8 @@ def check_overrides(overrides: dict | None) -> dict:
     for name, value in overrides.items():
         try:
             checked[name] = check_value(value, types[name])
-        except ValueError:
-            raise ValueError(f"training option {name!r}: expected {expected(types[name])}, "
-                             f"got {value!r}") from None
+        except ValueError as e:
+            raise ValueError(f"training option {name!r}: expected {e}, got {value!r}") from None
     try:
         TrainConfig().replace(**checked)
     except (TypeError, ValueError) as e:
