@@ -110,6 +110,7 @@ def check(work: Path, real: dict, overlay: dict, ran: Counter) -> list[str]:
     points = set(real["points"])
     results = work / "results" / study
     import pandas as pd
+    from nanovlm_lite.settings import PointSettings
     missing = CHAIN - set(ran)
     assert not missing, f"rules of the real chain that did not run: {sorted(missing)}"
     assert ran["fetch_dataset"] == 2, f"fetch_dataset ran {ran['fetch_dataset']} times, not 2"
@@ -142,9 +143,11 @@ def check(work: Path, real: dict, overlay: dict, ran: Counter) -> list[str]:
                 ["teacher"]["path"] for p in distilled}
     assert len(teachers) == 1, f"the distilled points read {len(teachers)} teachers, not one"
     recovery = pd.read_csv(results / "recovery.csv")
-    cuts = {p: {k: v for k, v in (s or {}).items() if k != "finetune"}
-            for p, s in real["points"].items()}
-    recovering = {p for p in tuned if any(cuts[p] == (s or {}) for s in real["points"].values())}
+    # by the changed settings, as recovery.py reads them from summary.csv (`tiles: 1` and no
+    # `tiles` are one cut when 1 is the default)
+    changed = {p: PointSettings.from_dict(s or {}).changed() for p, s in real["points"].items()}
+    cuts = {p: {k: v for k, v in s.items() if k != "finetune"} for p, s in changed.items()}
+    recovering = {p for p in tuned if any(cuts[p] == s for s in changed.values())}
     assert set(recovery.loc[recovery["against"] == recovery["cut"], "point"]) == recovering, \
         f"recovery.csv: {sorted(recovery['point'])} against the points that recover a cut {sorted(recovering)}"
     assert recovery["mcnemar_p"].between(0, 1).all(), recovery

@@ -23,20 +23,28 @@ def _without_recipe(settings: dict) -> str:
     return json.dumps({k: v for k, v in settings.items() if k != "finetune"}, sort_keys=True)
 
 
+def _settings(df: pd.DataFrame) -> dict[str, dict]:
+    """{point: its changed settings}, from summary.csv's `settings` column (JSON)."""
+    return {str(p): json.loads(s) if isinstance(s, str) and s else {}
+            for p, s in zip(df["point"], df["settings"])}
+
+
 def recovery_groups(df: pd.DataFrame) -> dict[str, list[str]]:
     """{cut point: the points that recover it}, from summary.csv's `settings` column (the
     changed settings as JSON); cuts without a recovered point are left out."""
     if df.empty or "settings" not in df.columns:
         return {}
-    found = df["found"].fillna(False).astype(bool) if "found" in df.columns else [False] * len(df)
-    settings = {str(p): json.loads(s) if isinstance(s, str) and s else {}
-                for p, s in zip(df["point"], df["settings"])}
+    return _groups(df, _settings(df))
+
+
+def _groups(df: pd.DataFrame, settings: dict[str, dict]) -> dict[str, list[str]]:
+    found = (dict(zip(df["point"].astype(str), df["found"].fillna(False).astype(bool)))
+             if "found" in df.columns else {})
     cuts = {}
     # a hand-listed point is the cut before a search's point of the same settings
-    for point, is_found in sorted(zip(settings, found), key=lambda pf: bool(pf[1])):
-        s = settings[point]
-        if "finetune" not in s:
-            cuts.setdefault(_without_recipe(s), point)
+    for point in sorted(settings, key=lambda p: found.get(p, False)):
+        if "finetune" not in settings[point]:
+            cuts.setdefault(_without_recipe(settings[point]), point)
     groups: dict[str, list[str]] = {}
     for point, s in settings.items():
         cut = cuts.get(_without_recipe(s)) if "finetune" in s else None
@@ -49,11 +57,13 @@ def recovery_table(df: pd.DataFrame, records: dict[str, dict]) -> pd.DataFrame:
     """One row per comparison: each recovered point against its cut, then each pair of
     points recovering the same cut (the later name against the earlier). `records` maps a
     point to {question_id: correct}; compared on the questions both answered."""
-    groups = recovery_groups(df)
+    if df.empty or "settings" not in df.columns:
+        return pd.DataFrame(columns=list(COLUMNS))
+    settings = _settings(df)
+    groups = _groups(df, settings)
     if not groups:
         return pd.DataFrame(columns=list(COLUMNS))
-    recipes = {str(p): json.loads(s).get("finetune") if isinstance(s, str) and s else None
-               for p, s in zip(df["point"], df["settings"])}
+    recipes = {point: s.get("finetune") for point, s in settings.items()}
     accuracy = dict(zip(df["point"].astype(str), df["accuracy"]))
 
     def row(cut, point, against):
