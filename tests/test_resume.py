@@ -3,6 +3,7 @@ would make the same records (settings, model, prompt, dtype, code, each question
 anything else sets it aside as a numbered `.stale` file and starts over, so a killed run
 whose settings then change still gives the clean run's metrics. Training output directories
 are taken as done only for the same setup."""
+import dataclasses
 import json
 import os
 import shutil
@@ -183,7 +184,8 @@ def demo_data(tmp_path_factory):
     return out
 
 
-def test_a_finished_training_dir_is_done_only_for_the_same_setup(demo_data, tmp_path, capsys):
+def test_a_finished_training_dir_is_done_only_for_the_same_setup(demo_data, tmp_path, capsys,
+                                                                  monkeypatch):
     from nanovlm_lite.train.recipes import TrainingOutputError
     out = tmp_path / "m"
     argv = ["train", "--recipe", "demo-smoke", "--data", str(demo_data), "--out", str(out),
@@ -205,6 +207,13 @@ def test_a_finished_training_dir_is_done_only_for_the_same_setup(demo_data, tmp_
     with pytest.raises(TrainingOutputError, match="differs in settings"):
         train_demo_model(demo_data, out, recipe="demo-smoke", overrides={"steps": 2},
                          settings={"global_only": True}, progress=False)
+    # a from-scratch recipe whose initialisation changed is another setup too
+    from nanovlm_lite.train import recipes
+    monkeypatch.setitem(recipes.RECIPES, "demo-smoke",
+                        dataclasses.replace(recipes.RECIPES["demo-smoke"], lm_init_std=0.05))
+    with pytest.raises(TrainingOutputError, match="differs in from_scratch"):
+        train_demo_model(demo_data, out, recipe="demo-smoke", overrides={"steps": 2}, progress=False)
+    monkeypatch.undo()
     # without --resume the documented behaviour holds: training starts over
     assert main(argv) == 0
     assert (out / "model.safetensors").stat().st_mtime_ns != weights

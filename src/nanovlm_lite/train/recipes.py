@@ -361,6 +361,9 @@ def train_demo_model(data_dir, out_dir, threads: int = 1, recipe: str = "demo",
     train_path, val_path = _data_paths(data_dir, val_data)
     teacher = _teacher(recipe, config, teacher)
     setup = training_setup(recipe, config, settings, None, train_path, val_path, teacher)
+    # from scratch, the recipe's shape, tokenizer budget and initialisation decide it too
+    setup["from_scratch"] = {"architecture": spec.architecture, "vocab_size": spec.vocab_size,
+                             "lm_init_std": spec.lm_init_std}
     if resume and _finished(out_dir, setup):
         print(f"{out_dir}: already trained by this setup (training.json); nothing to do")
         return out_dir
