@@ -123,6 +123,27 @@ def _check_paths(config):
             f"or set train: true to train the demo model there")
 
 
+# the dataset options each builder reads, with the value that means "not set"
+BUILDER_OPTIONS = {"easyvqa": {"max_train": None, "max_val": None, "yes_no_keep": 1.0},
+                   "scenes": {"train_images": None, "val_images": None}}
+
+
+def _check_builder_options(config):
+    """A dataset option of one builder under another (or under a hub dataset) would be
+    silently ignored: named now."""
+    dataset = config["dataset"]
+    build = dataset.get("build")
+    for builder, options in BUILDER_OPTIONS.items():
+        if builder == build:
+            continue
+        for key, unset in options.items():
+            if dataset.get(key, unset) != unset:
+                what = f"build: {build}" if build else "a hub or local dataset (no build)"
+                raise WorkflowError(
+                    f"config dataset/{key}: {dataset[key]!r} is read by build: {builder} only, "
+                    f"and this study has {what}; remove it (it would be ignored)")
+
+
 def _check_prompt(config):
     """The study-wide prompt_template, checked as the settings check a point's prompt."""
     try:
@@ -197,6 +218,7 @@ _check_settings(config["points"])
 _check_train_overrides(config)
 _check_study(config)
 _check_paths(config)
+_check_builder_options(config)
 _check_prompt(config)
 SEARCH = _check_search(config)
 

@@ -221,6 +221,9 @@ def _demo_with(workflow, **changes):
                    "dataset, device,"),
     ({"dataset": {"build": "easyvqa", "max_trian": 5}}, "config dataset: unknown key(s) "
                                                         "'max_trian'; allowed keys there: build,"),
+    ({"dataset": {"build": "scenes", "yes_no_keep": 0.17}},
+     "config dataset/yes_no_keep: 0.17 is read by build: easyvqa only, and this study has "
+     "build: scenes; remove it"),
     ({"dataset": {"repo": "data/missing.parquet"}},
      "config dataset/repo: 'data/missing.parquet' is a local path (not a hub id of the form "
      "org/name) and there is no such file"),
