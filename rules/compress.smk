@@ -1,5 +1,5 @@
 # Compression: the teacher's outputs for distillation, and width pruning (channel
-# importance, then each pruned point's checkpoint). docs/compression.md says how they work.
+# importance, then the pruned checkpoints: one per calibration and ratios, shared). docs/compression.md says how they work.
 # Keys and input functions: rules/compress_keys.smk.
 
 
@@ -78,7 +78,7 @@ rule prune:
     input:
         checked=ancient(POINT_CHECK),  # every point fits the model (check.smk)
         model=BASE_MODEL,
-        importance=lambda w: f"results/{w.study}/importance/{POINT_CALIBRATION[w.point]}.safetensors",
+        importance=lambda w: f"results/{w.study}/importance/{PRUNED[w.pruned]['calibration']}.safetensors",
         lock=LOCK_FILE,
         code=package_sources("prune/", "train/", "model/", "data/", "reduce/", "evaluate/",
                              "settings.py", "lm.py", "engine.py", "sidecar.py", "plan.py",
@@ -86,13 +86,15 @@ rule prune:
                              "fieldtypes.py", "hub.py", "machine.py", "parity.py", "files.py",
                              "upstream_env.py", "environment.py"),
     output:
-        directory("results/{study}/points/{point}/pruned"),
+        directory("results/{study}/pruned/{pruned}"),
     log:
-        "logs/{study}/prune/{point}.log",
+        "logs/{study}/prune/{pruned}.log",
     benchmark:
-        "results/{study}/benchmarks/prune/{point}.tsv"
+        "results/{study}/benchmarks/prune/{pruned}.tsv"
+    wildcard_constraints:
+        pruned=_one_of(PRUNED),
     params:
-        ratios=lambda w: {k: POINTS[w.point].get(k, 1.0) for k in PRUNE_SETTINGS},
+        ratios=lambda w: PRUNED[w.pruned]["ratios"],
     threads: 1
     resources:
         **rule_resources("prune"),

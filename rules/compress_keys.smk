@@ -11,6 +11,9 @@
 #   prune_* and finetune) and the calibration sample count and seed:
 #   results/{study}/importance/{hash}.safetensors, shared by the points that differ only
 #   in how much they prune or how they recover.
+# - a pruned checkpoint by its calibration key and its prune ratios:
+#   results/{study}/pruned/{calibration}-{hash}/, shared by the points that prune alike and
+#   differ only in how they recover (cut, fine-tuned, distilled).
 import hashlib
 import json
 
@@ -72,8 +75,20 @@ def _calibrations():
     return found, by_point
 
 
+def _pruned():
+    """({key: {calibration, ratios}}, {pruning point: key})."""
+    found, by_point = {}, {}
+    for point, calibration in POINT_CALIBRATION.items():
+        ratios = {k: POINTS[point].get(k, 1.0) for k in PRUNE_SETTINGS}
+        key = f"{calibration}-{_digest(ratios)}"
+        found[key] = {"calibration": calibration, "ratios": ratios}
+        by_point[point] = key
+    return found, by_point
+
+
 TEACHERS, POINT_TEACHER = _teachers()
 CALIBRATIONS, POINT_CALIBRATION = _calibrations()
+PRUNED, POINT_PRUNED = _pruned()
 
 
 def _one_of(keys):
@@ -83,7 +98,7 @@ def _one_of(keys):
 def point_start_model(wildcards):
     """The checkpoint a point's recipe starts from: its pruned copy, or the base model."""
     if _prunes(wildcards.point):
-        return f"results/{wildcards.study}/points/{wildcards.point}/pruned"
+        return f"results/{wildcards.study}/pruned/{POINT_PRUNED[wildcards.point]}"
     return BASE_MODEL
 
 

@@ -34,7 +34,7 @@ if config["train"]:
 rule finetune:
     input:
         checked=ancient(POINT_CHECK),  # every point fits the model (check.smk)
-        model=point_start_model,  # the base model, or the point's pruned copy
+        model=point_start_model,  # the base model, or the pruned copy for the point's ratios
         data=TRAIN_DATA,
         val=EVAL_DATA,  # validation on the study's evaluated split
         teacher=point_teacher,  # a distilling recipe's teacher outputs (compress_keys.smk)

@@ -153,12 +153,16 @@ def check(work: Path, real: dict, overlay: dict, ran: Counter) -> list[str]:
     assert recovery["mcnemar_p"].between(0, 1).all(), recovery
     pruned = sorted(p for p, s in real["points"].items()
                     if any(k.startswith("prune_") and v < 1 for k, v in (s or {}).items()))
-    for point in pruned:
-        record = json.loads((results / "points" / point / "pruned" / "pruning.json").read_text())
+    records = [json.loads(path.read_text()) for path in results.glob("pruned/*/pruning.json")]
+    for record in records:
         assert all(after < before for before, after in record["widths"].values()
                    if before != after) and record["parameters"][1] < record["parameters"][0]
-        assert {k: v for k, v in record["ratios"].items() if v < 1} == \
-            {k: v for k, v in real["points"][point].items() if k.startswith("prune_")}, point
+    # one pruned checkpoint per distinct ratios (the points that prune alike share it)
+    made = sorted(json.dumps({k: v for k, v in r["ratios"].items() if v < 1}, sort_keys=True)
+                  for r in records)
+    asked = sorted({json.dumps({k: v for k, v in real["points"][p].items() if k.startswith("prune_")},
+                               sort_keys=True) for p in pruned})
+    assert made == asked, f"pruned checkpoints {made} against the points' ratios {asked}"
     worst = 0.0
     for point in points:
         flops = json.loads((results / "points" / point / "flops.json").read_text())
@@ -169,7 +173,7 @@ def check(work: Path, real: dict, overlay: dict, ran: Counter) -> list[str]:
     assert weights.is_symlink() or weights.stat().st_nlink > 1, f"{weights} is a copy"
     readable = [p for p in [*(work / "data").rglob("*.parquet"),
                             *results.glob("points/*/finetuned/model.safetensors"),
-                            *results.glob("points/*/pruned/model.safetensors"),
+                            *results.glob("pruned/*/model.safetensors"),
                             *results.glob("teachers/*/outputs.safetensors"),
                             *results.glob("importance/*.safetensors")]
                 if p.stat().st_mode & 0o044 != 0o044]

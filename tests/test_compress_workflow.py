@@ -63,10 +63,11 @@ def stand_in(root, *paths):
 
 def test_teacher_and_importance_are_computed_once_and_shared(workflow):
     counts, teachers, importance, _ = dry_run(workflow, STUDY)
-    # three students of one teacher, two pruned points of one calibration
+    # three students of one teacher, two pruned points of one calibration and one ratio
+    # (one pruned checkpoint: the cut is evaluated on it, the distilled point starts from it)
     assert counts["teacher"] == 1 and len(teachers) == 1
     assert counts["importance"] == 1 and len(importance) == 1
-    assert counts["prune"] == 2 and counts["finetune"] == 4
+    assert counts["prune"] == 1 and counts["finetune"] == 4
     (teacher,) = teachers
     assert teacher.startswith("results/tiny/teachers/full-answer-")
     stand_in(workflow, "data/easyvqa/train.parquet", "data/easyvqa/val.parquet",
@@ -104,7 +105,10 @@ def test_pruned_points_share_their_calibration(workflow):
              "resources/models/easyvqa-tiny",
              "results/tiny/checks/points.json", *importance)
     counts, _, _, out = dry_run(workflow, STUDY)
-    assert "importance" not in counts and counts["prune"] == 2   # both prune from one file
+    assert "importance" not in counts and counts["prune"] == 1   # both start from one copy
+    (calibration,) = [i.rsplit("/", 1)[1].removesuffix(".safetensors") for i in importance]
+    (copy,) = set(re.findall(r"output: results/tiny/pruned/([^\s,]+)", out))
+    assert copy.startswith(f"{calibration}-"), copy  # keyed by its calibration and ratios
     # another ratio or recipe is the same calibration: no new importance
     ratio = yaml.safe_load(yaml.safe_dump(STUDY))
     ratio["points"]["pruned"]["prune_lm_mlp"] = 0.25
@@ -114,7 +118,7 @@ def test_pruned_points_share_their_calibration(workflow):
     # another calibration set is another importance file, read by both
     calibration = dict(STUDY, prune={"calibration_samples": 16})
     counts, _, new, _ = dry_run(workflow, calibration)
-    assert counts["importance"] == 1 and new and new != importance and counts["prune"] == 2
+    assert counts["importance"] == 1 and new and new != importance and counts["prune"] == 1
 
 
 def _error(workflow, config):
