@@ -75,13 +75,14 @@ def test_real_study_lists_the_full_job_graph(workflow):
     calibrations = {tuple(sorted((k, str(v)) for k, v in s.items()
                                  if not k.startswith("prune_") and k != "finetune"))
                     for s in pruned}
+    copies = {tuple(sorted((k, str(v)) for k, v in s.items() if k != "finetune")) for s in pruned}
     distilled = sum(1 for s in config["points"].values()
                     if "distill" in str((s or {}).get("finetune")))
     assert counts == {
         "clone_upstream": 1, "download_model": 1, "fetch_dataset": 1 + (n_ft + len(pruned) > 0),
         "parity": 1, "evaluate": n_points * n_shards, "merge": n_points, "flops": n_points,
         "finetune": n_ft, "teacher": 1 if distilled else 0, "importance": len(calibrations),
-        "prune": len(pruned), "aggregate": 1, "pareto": 1, "all": 1, "check_points": 1,
+        "prune": len(copies), "aggregate": 1, "pareto": 1, "all": 1, "check_points": 1,
         # the search: its split, its plan and its workers (the checkpoint is not a "rule")
         "search_split": 1, "search_plan": 1, "search_worker": config["search"]["workers"]}
 
