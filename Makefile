@@ -27,7 +27,7 @@ endif
 # (10.3 min serial, 6.0 min with 2 on 2 cores); each worker holds a torch process (~0.5 GB).
 TEST_WORKERS ?= 2
 
-.PHONY: venv demo test study report lint dry-run clean-demo rehearse lock lock-gpu
+.PHONY: venv demo demo-check test study report lint dry-run clean-demo rehearse lock lock-gpu
 
 # Every dependency from the lock, exact versions, sha256 hashes required (pip refuses a file
 # whose hash the lock lacks), then the package itself without dependencies. The venv keeps
@@ -53,6 +53,12 @@ test: venv
 demo: venv
 	$(SNAKE) --profile profiles/local --configfile config/demo.yaml --cores $(CORES)
 	$(SNAKE) --profile profiles/local --configfile config/demo.yaml --report results/demo/report.html
+
+# After `make demo` (here, on another machine, or with another seed's model): does it draw
+# the conclusions the README quotes? benchmarks/demo_reference holds that run's summary.csv
+# and recovery.csv; the digits may move, the signs, the slope and the marks must not.
+demo-check: venv
+	$(PY) benchmarks/compare_demo.py benchmarks/demo_reference results/demo
 
 # The real study: needs the model hub and, to finish in hours, a GPU. torchvision (and
 # einops) only for upstream nanoVLM's own code in the parity rule: the torchvision release
