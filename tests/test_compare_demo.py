@@ -26,7 +26,7 @@ def write_run(folder: Path, rows: dict, recovery: list | None = None) -> Path:
                   for p, (acc, diff, pval, tf, mark, blank) in rows.items()]).to_csv(
         folder / "summary.csv", index=False)
     if recovery is not None:
-        pd.DataFrame(recovery, columns=["point", "against", "diff", "mcnemar_p"]).to_csv(
+        pd.DataFrame(recovery, columns=["cut", "point", "against", "diff", "mcnemar_p"]).to_csv(
             folder / "recovery.csv", index=False)
     return folder
 
@@ -44,11 +44,11 @@ def test_same_conclusions_pass_and_every_check_is_named(tmp_path):
     cd = _module()
     moved = {**BASE, "cut-a": (0.88, -0.08, 1e-12, 0.4, "", False),   # digits moved
              "dear": (0.965, +0.005, 0.6, 0.8, "", False)}             # sign moved, not significant
-    rec = [("cut-a-ft", "cut-a", 0.05, 1e-5), ("cut-a-kd", "cut-a-ft", 0.01, 0.3)]
+    rec = [("cut-a", "cut-a-ft", "cut-a", 0.05, 1e-5), ("cut-a", "cut-a-kd", "cut-a-ft", 0.01, 0.3)]
     lines, checks = cd.compare(write_run(tmp_path / "a", BASE, rec),
-                               write_run(tmp_path / "b", moved, [(p, q, d / 2, pv) for p, q, d, pv in rec]))
+                               write_run(tmp_path / "b", moved, [(c, p, q, d / 2, pv) for c, p, q, d, pv in rec]))
     assert all(ok for _, ok in checks), checks
-    assert any("of 8 compared" in text for text, _ in checks)  # 6 points + 2 recovery rows
+    assert any("of 7 compared" in text for text, _ in checks)  # 6 points + 1 recovered vs its cut
     slope = [text for text, _ in checks if text.startswith("checked: at <= half")][0]
     assert "3 lose >= 3 points" in slope and "(cut-a, cut-b, cut-c)" in slope and "1 within 1 point (free)" in slope
     assert lines[2].startswith("| cut-c | 300.0000 |")  # cheapest first, in GFLOPs
@@ -60,11 +60,13 @@ def test_a_significant_flip_a_lost_slope_and_far_marks_fail(tmp_path):
                "free": (0.93, -0.03, 1e-3, 0.5, "", False),
                "cut-b": (0.92, -0.04, 1e-6, 0.45, "", False),
                "cut-a": (0.90, -0.06, 1e-9, 0.4, "estimate, lower bound", False)}
-    rec_a = [("cut-a-kd", "cut-a-ft", 0.02, 1e-3)]
-    rec_b = [("cut-a-kd", "cut-a-ft", -0.01, 0.4)]
-    _, checks = cd.compare(write_run(tmp_path / "a", BASE, rec_a), write_run(tmp_path / "b", flipped, rec_b))
+    rec_a = [("cut-a", "cut-a-kd", "cut-a", 0.05, 1e-6), ("cut-a", "cut-a-kd", "cut-a-ft", 0.02, 1e-3)]
+    rec_b = [("cut-a", "cut-a-kd", "cut-a", -0.01, 0.4), ("cut-a", "cut-a-kd", "cut-a-ft", -0.01, 0.4)]
+    lines, checks = cd.compare(write_run(tmp_path / "a", BASE, rec_a), write_run(tmp_path / "b", flipped, rec_b))
     failed = [text for text, ok in checks if not ok]
-    assert any("dear, cut-a-kd vs cut-a-ft" in t for t in failed), failed
+    # the recovered point against its cut is a claim; distilled against fine-tuned is reported
+    assert any("other sign in the other: dear, cut-a-kd vs cut-a (of 7" in t for t in failed), failed
+    assert lines[-1] == "Recipe pairs at one cut (reported, not checked): cut-a-kd vs cut-a-ft +2.0 (0.001) / -1.0 (0.4)"
     assert any(t.startswith("checked: at <= half") and "0 within 1 point" in t for t in failed), failed
     assert "mark (estimate): cut-b / cut-a" in failed and "mark (lower bound): cut-b / cut-a" in failed
     assert len(failed) == 4, failed
