@@ -192,7 +192,8 @@ def check(work: Path, real: dict, overlay: dict, ran: Counter) -> list[str]:
             f"{len(distilled)} distilled from one teacher, its cost in their training.json",
             f"recovery.csv: {len(recovering)} recovered points against their cut, "
             f"{len(recovery) - len(recovering)} recipe pairs at one cut",
-            f"{len(pruned)} pruned checkpoints with the configured ratios and smaller widths",
+            f"{len(records)} pruned checkpoints for {len(pruned)} pruning points, each with the "
+            f"configured ratios and smaller widths",
             f"measured FLOPs = analytic (worst relative difference {worst:.1e})",
             "weights linked from the hub cache; parquets, fine-tuned and pruned weights, "
             "teacher outputs and importance readable"]
