@@ -1,5 +1,6 @@
 # Compression: the teacher's outputs for distillation, and width pruning (channel
-# importance, then the pruned checkpoints: one per calibration and ratios, shared). docs/compression.md says how they work.
+# importance, then the pruned checkpoints: one per calibration and ratios, shared).
+# docs/compression.md says how they work.
 # Keys and input functions: rules/compress_keys.smk.
 
 

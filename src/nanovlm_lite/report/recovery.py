@@ -24,7 +24,10 @@ def _without_recipe(settings: dict) -> str:
 
 
 def _settings(df: pd.DataFrame) -> dict[str, dict]:
-    """{point: its changed settings}, from summary.csv's `settings` column (JSON)."""
+    """{point: its changed settings}, from summary.csv's `settings` column (JSON); none
+    for an empty table or one without the column."""
+    if df.empty or "settings" not in df.columns:
+        return {}
     return {str(p): json.loads(s) if isinstance(s, str) and s else {}
             for p, s in zip(df["point"], df["settings"])}
 
@@ -32,8 +35,6 @@ def _settings(df: pd.DataFrame) -> dict[str, dict]:
 def recovery_groups(df: pd.DataFrame) -> dict[str, list[str]]:
     """{cut point: the points that recover it}, from summary.csv's `settings` column (the
     changed settings as JSON); cuts without a recovered point are left out."""
-    if df.empty or "settings" not in df.columns:
-        return {}
     return _groups(df, _settings(df))
 
 
@@ -57,8 +58,6 @@ def recovery_table(df: pd.DataFrame, records: dict[str, dict]) -> pd.DataFrame:
     """One row per comparison: each recovered point against its cut, then each pair of
     points recovering the same cut (the later name against the earlier). `records` maps a
     point to {question_id: correct}; compared on the questions both answered."""
-    if df.empty or "settings" not in df.columns:
-        return pd.DataFrame(columns=list(COLUMNS))
     settings = _settings(df)
     groups = _groups(df, settings)
     if not groups:

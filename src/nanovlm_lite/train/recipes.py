@@ -57,8 +57,8 @@ DEMO = TrainConfig(objective="answer", trainable="all", steps=2000, images_per_b
 DEMO_LM_INIT_STD = 0.06
 # The blind baseline learns only what the question text predicts: its token accuracy stops
 # rising by step 75 of 250 (make demo 2026-12-07: 0.705 over steps 75-100 and 225-250), so
-# it trains for 150 steps (answering each question text with its most common training answer scores
-# 0.661 on the evaluation questions; 250 steps scored 0.681, 950 steps 0.673).
+# it trains for 150 steps (answering each question text with its most common training
+# answer scores 0.661 on the evaluation questions; 250 steps scored 0.681, 950 steps 0.673).
 DEMO_BLIND = DEMO.replace(steps=150, warmup=20)
 # The demo's short fine-tune at a cut point (and, with the distilled loss, demo-distill).
 DEMO_FINETUNE = DEMO.replace(steps=100, lr=3e-4, warmup=10, eval_every=0, save_every=50)
