@@ -72,6 +72,21 @@ def test_every_setting_refuses_values_of_the_wrong_type(name):
         assert getattr(PointSettings.from_dict({name: None}), name) is None
 
 
+def test_a_float_written_as_yaml_reads_it_is_refused_with_the_fix_optional_or_not():
+    """PyYAML reads 1e-3 (no dot) as text; an optional float field says so too (the union's
+    generic "a number or null" alone would hide why a number was refused)."""
+    from nanovlm_lite.fieldtypes import check_value
+    for tp, words in ((float, "a number"), (float | None, "a number or null"),
+                      (int | float, "an integer or a number")):
+        with pytest.raises(ValueError) as caught:
+            check_value("1e-3", tp)
+        assert str(caught.value) == f"{words} (YAML reads 1e-3 as text: write 0.001)"
+    with pytest.raises(ValueError) as caught:  # text that is no number: no hint
+        check_value("fast", float | None)
+    assert str(caught.value) == "a number or null"
+    assert check_value(None, float | None) is None and check_value(2, float | None) == 2.0
+
+
 def test_a_float_setting_takes_an_int_and_a_list_setting_a_list():
     s = PointSettings.from_dict({"keep_ratio": 1, "fastv_ratio": 0, "skip_lm_blocks": [1, 2]})
     assert s.keep_ratio == 1.0 and isinstance(s.keep_ratio, float) and s.skip_lm_blocks == (1, 2)

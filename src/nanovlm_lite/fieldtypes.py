@@ -50,6 +50,14 @@ def expected(tp) -> str:
         tp, getattr(tp, "__name__", str(tp)))
 
 
+def _yaml_float_hint(value) -> str | None:
+    """YAML 1.1 (PyYAML, Snakemake) reads 1e-3 as text (it wants a dot, as in 1.0e-3): say
+    so, and how to write it, when a number was meant."""
+    if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+        return f"YAML reads {value.strip()} as text: write {float(value)!r}"
+    return None
+
+
 def check_value(value, tp):
     """`value` if it fits annotation `tp` (an int made float for a float field, a list made
     a tuple for a tuple field); ValueError(what was expected) if it does not."""
@@ -64,7 +72,8 @@ def check_value(value, tp):
                 return check_value(value, arg)
             except ValueError:
                 pass
-        raise ValueError(expected(tp))
+        hint = _yaml_float_hint(value) if float in args else None
+        raise ValueError(f"{expected(tp)} ({hint})" if hint else expected(tp))
     origin = typing.get_origin(tp)
     if tp is bool:
         if isinstance(value, bool):
@@ -78,10 +87,8 @@ def check_value(value, tp):
             return float(value)
         if isinstance(value, float):
             raise ValueError("a finite number")
-        if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
-            # YAML 1.1 (PyYAML, Snakemake) reads 1e-3 as text: it wants a dot, as in 1.0e-3
-            raise ValueError(f"a number (YAML reads {value.strip()} as text: write "
-                             f"{float(value)!r})")
+        if hint := _yaml_float_hint(value):
+            raise ValueError(f"a number ({hint})")
     elif tp is str:
         if isinstance(value, str):
             return value
