@@ -47,7 +47,7 @@ class Recipe:
 # The demo model (measured on 2 CPU cores, docs/demo.md "How the demo model was made to
 # see"): on easy-VQA train with a sixth of its yes/no questions kept (the study's
 # `yes_no_keep`), lr 5e-4 and the LM drawn at std 0.06, 2,000 steps reach `full`
-# 0.960-0.976 over three seeds, every question type >= 0.91, and 1,600 steps lose 1.6
+# 0.960-0.976 over five seeds, every question type >= 0.90, and 1,600 steps lose 1.6
 # points (benchmarks/README.md); 1,400 steps gave 0.898-0.934 (shape 0.84-0.94), and the
 # earlier recipe (lr 1e-3, LM at 0.02, every yes/no question) never learned shape (0.42).
 # Validation only at the end, to stay inside the demo's budget.
