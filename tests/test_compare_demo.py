@@ -68,7 +68,8 @@ def test_a_significant_flip_a_lost_slope_and_far_marks_fail(tmp_path):
     assert any("other sign in the other: dear, cut-a-kd vs cut-a (of 7" in t for t in failed), failed
     assert lines[-1] == "Recipe pairs at one cut (reported, not checked): cut-a-kd vs cut-a-ft +2.0 (0.001) / -1.0 (0.4)"
     assert any(t.startswith("checked: at <= half") and "0 within 1 point" in t for t in failed), failed
-    assert "mark (estimate): cut-b / cut-a" in failed and "mark (lower bound): cut-b / cut-a" in failed
+    assert "mark (estimate): cut-b / cut-a (2.0 points apart in the checked run)" in failed
+    assert "mark (lower bound): cut-b / cut-a (2.0 points apart in the checked run)" in failed
     assert len(failed) == 4, failed
     # a model that does not see fails the first checks
     blind_like = {**BASE, "full": (0.75, 0.0, 1.0, 1.0, "", False),
@@ -86,3 +87,31 @@ def test_the_command_exits_1_on_a_failed_check_and_writes_markdown(tmp_path):
     assert cd.main([str(a), str(a), "--config", str(tmp_path / "none.yaml")]) == 0
     assert cd.main([str(a), str(b), "--markdown", str(tmp_path / "out.md")]) == 1
     assert "- FAILED: differences with p < 0.01" in (tmp_path / "out.md").read_text()
+
+
+def write_records(run: Path, point: str, correct: list[bool]) -> None:
+    folder = run / "points" / point
+    folder.mkdir(parents=True)
+    pd.DataFrame({"question_id": [f"q{i}" for i in range(len(correct))],
+                  "correct": correct}).to_json(folder / "records.jsonl", orient="records", lines=True)
+
+
+def test_marks_further_than_a_point_apart_pass_only_if_the_questions_cannot_tell_them_apart(tmp_path):
+    """2 points apart on 100 questions: 6 against 4 discordant answers is noise (p 0.75),
+    12 against 0 is not (p 5e-4); without records only the 1-point rule applies."""
+    cd = _module()
+    moved = {**BASE, "cut-b": (0.92, -0.04, 1e-6, 0.45, "", False),
+             "cut-a": (0.90, -0.06, 1e-9, 0.4, "estimate, lower bound", False)}
+    reference = write_run(tmp_path / "ref", BASE)
+    for name, (only_b, only_a) in {"noise": (6, 4), "real": (12, 0)}.items():
+        run = write_run(tmp_path / name, moved)
+        both = 100 - only_a - only_b - 10
+        write_records(run, "cut-b", [True] * only_b + [False] * only_a + [True] * both + [False] * 10)
+        write_records(run, "cut-a", [False] * only_b + [True] * only_a + [True] * both + [False] * 10)
+        marks = [(text, ok) for text, ok in cd.compare(reference, run)[1] if text.startswith("mark")]
+        assert len(marks) == 2
+        for text, ok in marks:
+            assert "2.0 points apart in the checked run, McNemar p" in text
+            assert ok == (name == "noise"), text
+        expected_p = "0.75" if name == "noise" else "0.00049"
+        assert f"McNemar p {expected_p})" in marks[0][0], marks[0][0]

@@ -5,7 +5,7 @@ objective (objectives.py), any choice of what trains (trainable.py), at any poin
 settings. Steps are optimizer steps; each is `accumulate` micro-batches of
 `images_per_batch` images x up to `per_image` questions. On CUDA the forward runs under
 bf16 autocast with float32 master weights. On CPU a fixed seed repeats a run bit for bit,
-resumed or not.
+resumed or not, nearly always (docs/environment.md: one 2,000-step run in seven diverged).
 """
 from __future__ import annotations
 
