@@ -24,7 +24,7 @@ Recovery.csv's recipe pairs at one cut (distilled against plain fine-tuning) are
 not checked: the README claims no winner between them, because the run on other CPU
 kernels reversed the one significant pair (benchmarks/README.md, "Another machine").
 Prints a table (point, GFLOPs, difference and p in each run) and the checks; exits 1 if a
-check fails. No torch: it reads CSVs.
+check fails. No torch: it reads CSVs (and, for the marks, the checked run's records).
 """
 from __future__ import annotations
 
