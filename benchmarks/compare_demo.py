@@ -67,20 +67,17 @@ def marks(summary: pd.DataFrame) -> dict[str, str | None]:
 
 
 def paired_p(folder: Path, a: str, b: str) -> float | None:
-    """Exact McNemar p between two points' answers in one run, from their per-question
-    records; None where the folder keeps no records (benchmarks/demo_reference)."""
-    from nanovlm_lite.evaluate.stats import mcnemar_exact  # numpy only, no torch
-    answers = []
-    for point in (a, b):
-        path = folder / "points" / point / "records.jsonl"
-        if not path.exists():
-            return None
-        records = pd.read_json(path, lines=True)
-        answers.append(dict(zip(records["question_id"], records["correct"].astype(bool))))
-    shared = answers[0].keys() & answers[1].keys()
-    only_a = sum(answers[0][q] and not answers[1][q] for q in shared)
-    only_b = sum(answers[1][q] and not answers[0][q] for q in shared)
-    return mcnemar_exact(only_a, only_b)
+    """Exact McNemar p between two points' answers in one run, on the questions both
+    answered, as aggregate pairs every point with the reference; None where the folder
+    keeps no records (benchmarks/demo_reference)."""
+    from nanovlm_lite.evaluate.stats import paired_difference  # numpy only, no torch
+    from nanovlm_lite.report.aggregate import read_correctness
+    paths = [folder / "points" / point / "records.jsonl" for point in (a, b)]
+    if not all(path.exists() for path in paths):
+        return None
+    ours, theirs = (read_correctness(path) for path in paths)
+    common = [q for q in theirs if q in ours]
+    return paired_difference([ours[q] for q in common], [theirs[q] for q in common])["p_value"]
 
 
 def sign_flips(pairs: list[tuple[str, float, float, float, float]]) -> list[str]:
